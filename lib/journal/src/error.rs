@@ -1,0 +1,191 @@
+//! Typed errors. Every read error names the journal and the byte offset of the
+//! record at fault; none of them is ever a panic.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// What exactly is wrong with the bytes at an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadErrorKind {
+    /// The journal does not start with the wasnap magic.
+    BadMagic,
+    /// The header record announces a format newer than this build reads.
+    UnsupportedVersion { found: u32, supported: u32 },
+    /// A magic is not followed by a header record, or a header record appears
+    /// without a magic before it.
+    MisplacedHeader,
+    /// The journal ends in the middle of a record (a crash while appending).
+    /// Nothing valid follows; the tolerant recovery mode stops here cleanly.
+    TornTail { cause: TailDamage },
+    /// The record's checksum does not match its bytes, and valid records follow
+    /// it: corruption in the middle of the journal.
+    CrcMismatch { stored: u32, computed: u32 },
+    /// The record's size runs past the end of the journal, and valid records
+    /// follow it: a corrupted size field.
+    SizePastEnd { size: u64, available: u64 },
+    /// An all-zero record header (a never-written record), and valid records
+    /// follow it.
+    ZeroHeader,
+    /// The reserved word of the record trailer is not zero.
+    BadTrailer,
+    /// The record is intact but its tag is not one this build knows: the
+    /// journal was written by a newer wasnap.
+    UnknownTag { tag: u16 },
+    /// The record is intact but its payload fails rkyv's validation.
+    InvalidPayload { kind: &'static str, message: String },
+}
+
+/// How a torn tail was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailDamage {
+    /// Fewer than 8 bytes remain: a partial record header or magic.
+    PartialHeader { available: u64 },
+    /// The record header was never written (all zeros).
+    ZeroHeader,
+    /// The record's stated size runs past the end of the journal.
+    PastEnd { size: u64, available: u64 },
+    /// The last record is complete in length but its checksum does not match.
+    CrcMismatch { stored: u32, computed: u32 },
+}
+
+impl fmt::Display for TailDamage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TailDamage::PartialHeader { available } => {
+                write!(f, "only {available} bytes of a record header")
+            }
+            TailDamage::ZeroHeader => write!(f, "a record header that was never written"),
+            TailDamage::PastEnd { size, available } => write!(
+                f,
+                "a record of {size} payload bytes with only {available} bytes left"
+            ),
+            TailDamage::CrcMismatch { stored, computed } => write!(
+                f,
+                "a final record whose checksum does not match (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ReadErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadErrorKind::BadMagic => write!(f, "not a wasnap journal (wrong magic)"),
+            ReadErrorKind::UnsupportedVersion { found, supported } => write!(
+                f,
+                "journal format version {found} is newer than this wasnap supports (up to {supported}); upgrade wasnap"
+            ),
+            ReadErrorKind::MisplacedHeader => write!(f, "header record out of place"),
+            ReadErrorKind::TornTail { cause } => write!(f, "torn tail: {cause}"),
+            ReadErrorKind::CrcMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            ReadErrorKind::SizePastEnd { size, available } => write!(
+                f,
+                "record size {size} runs past the end of the journal ({available} bytes left)"
+            ),
+            ReadErrorKind::ZeroHeader => write!(f, "all-zero record header"),
+            ReadErrorKind::BadTrailer => write!(f, "non-zero reserved word in the record trailer"),
+            ReadErrorKind::UnknownTag { tag } => write!(
+                f,
+                "unknown entry tag {tag} (written by a newer wasnap?)"
+            ),
+            ReadErrorKind::InvalidPayload { kind, message } => {
+                write!(f, "invalid {kind} payload: {message}")
+            }
+        }
+    }
+}
+
+/// Bad bytes in a journal: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    /// The journal's path, or `<memory>`.
+    pub journal: String,
+    /// Byte offset of the record (or magic) at fault.
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: ReadErrorKind,
+}
+
+impl ReadError {
+    /// True when the error is a torn tail, which recovery may cut off.
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self.kind, ReadErrorKind::TornTail { .. })
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: offset {}: {}", self.journal, self.offset, self.kind)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Any failure of a journal operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The journal's bytes are bad.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// An I/O operation on the journal's file failed.
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Mapping the journal's file into memory failed.
+    #[error("{}: cannot map the journal into memory: {message}", path.display())]
+    Map { path: PathBuf, message: String },
+    /// An entry could not be serialized.
+    #[error("{journal}: cannot serialize a {kind} entry: {message}")]
+    Encode {
+        journal: String,
+        kind: &'static str,
+        message: String,
+    },
+    /// A record is larger than the 48-bit size field allows.
+    #[error("{journal}: a {kind} entry of {size} bytes exceeds the record size limit")]
+    TooLarge {
+        journal: String,
+        kind: &'static str,
+        size: u64,
+    },
+    /// An earlier write failed; the writer refuses further records so that no
+    /// record is written behind a hole.
+    #[error("{journal}: the journal writer failed earlier and is closed: {message}")]
+    Poisoned { journal: String, message: String },
+    /// The journal is read-only.
+    #[error("{journal}: the journal is read-only")]
+    ReadOnly { journal: String },
+}
+
+/// A JSON object that is not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    #[error("an entry must be a JSON object")]
+    NotAnObject,
+    #[error("the entry has no \"type\" string")]
+    MissingType,
+    #[error("unknown entry type {0:?}")]
+    UnknownType(String),
+    #[error("{kind} entry is missing field {field:?}")]
+    MissingField { kind: String, field: &'static str },
+    #[error("{kind} entry has an unknown field {field:?}")]
+    UnknownField { kind: String, field: String },
+    #[error("{kind} entry, field {field:?}: {message}")]
+    BadField {
+        kind: String,
+        field: &'static str,
+        message: String,
+    },
+}

@@ -1,0 +1,279 @@
+//! The bytes of a journal. docs/format.md is the prose version of this file;
+//! the golden test pins both.
+//!
+//! ```text
+//! journal  := segment+                  (concatenated journals stay readable)
+//! segment  := MAGIC header-record record*
+//! record   := header(8) payload(size) zero-pad(to 8) crc32c(4) reserved(4, zero)
+//! header   := u64 LE = tag | size << 16  (u16 tag, u48 payload size)
+//! ```
+//!
+//! Invariants:
+//! - every record and every magic starts at an offset that is a multiple of 8,
+//!   so payloads (8 bytes past a record start) are 8-aligned within the file,
+//!   and so in memory when the buffer's base is 8-aligned (an mmap is);
+//! - the CRC32C covers the record header, the payload and its padding;
+//! - tag 0 is the header record (payload: u32 LE version, u32 LE flags); an
+//!   all-zero header (tag 0, size 0) is never valid: it is a record that was
+//!   never written.
+
+use std::ops::Range;
+
+use crate::entry::{EntryKind, JournalEntry};
+use crate::error::{ReadErrorKind, TailDamage};
+
+/// The first 8 bytes of every journal (and of every concatenated segment).
+pub const MAGIC: [u8; 8] = *b"WSNPJRNL";
+/// The format version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The tag of the header record that follows each magic.
+pub const HEADER_TAG: u16 = 0;
+/// Size of a record header.
+pub const RECORD_HEADER_LEN: usize = 8;
+/// Size of a record trailer (checksum and reserved word).
+pub const RECORD_TRAILER_LEN: usize = 8;
+/// Alignment of records and payloads.
+pub const RECORD_ALIGN: usize = 8;
+/// Largest payload the 48-bit size field can describe.
+pub const MAX_PAYLOAD_LEN: u64 = (1 << 48) - 1;
+
+const HEADER_PAYLOAD_LEN: usize = 8;
+
+/// Rounds a payload length up to the record alignment.
+pub(crate) const fn padded_len(size: u64) -> u64 {
+    size.div_ceil(RECORD_ALIGN as u64) * RECORD_ALIGN as u64
+}
+
+/// Total record length for a payload of `size` bytes.
+pub(crate) const fn record_len(size: u64) -> u64 {
+    RECORD_HEADER_LEN as u64 + padded_len(size) + RECORD_TRAILER_LEN as u64
+}
+
+/// Why a record could not be appended.
+#[derive(Debug)]
+pub(crate) enum EncodeError {
+    Serialize(String),
+    TooLarge(u64),
+}
+
+/// Appends the magic and a header record to `out`.
+pub(crate) fn append_segment_start(out: &mut Vec<u8>) {
+    debug_assert_eq!(out.len() % RECORD_ALIGN, 0);
+    out.extend_from_slice(&MAGIC);
+    let mut payload = [0u8; HEADER_PAYLOAD_LEN];
+    payload[..4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    append_raw_record(out, HEADER_TAG, &payload);
+}
+
+/// Appends one record with an already-built payload.
+fn append_raw_record(out: &mut Vec<u8>, tag: u16, payload: &[u8]) {
+    let start = out.len();
+    let header = u64::from(tag) | ((payload.len() as u64) << 16);
+    out.extend_from_slice(&header.to_le_bytes());
+    out.extend_from_slice(payload);
+    finish_record(out, start);
+}
+
+/// Pads the record that starts at `start` and appends its trailer.
+fn finish_record(out: &mut Vec<u8>, start: usize) {
+    let unpadded = out.len();
+    let size = (unpadded - start - RECORD_HEADER_LEN) as u64;
+    out.resize(start + RECORD_HEADER_LEN + padded_len(size) as usize, 0);
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+/// Appends `entry` as one record: a zero header, the rkyv payload serialized
+/// in place behind it, then the header backpatched with tag and size, padding
+/// and the trailer. On error `out` is left as it was.
+pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &JournalEntry<'_>) -> Result<(), EncodeError> {
+    let start = out.len();
+    debug_assert_eq!(start % RECORD_ALIGN, 0, "records start 8-aligned");
+    out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
+    if let Err(e) = entry.encode_payload(out) {
+        out.truncate(start);
+        return Err(EncodeError::Serialize(e.to_string()));
+    }
+    let size = (out.len() - start - RECORD_HEADER_LEN) as u64;
+    if size > MAX_PAYLOAD_LEN {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge(size));
+    }
+    let header = u64::from(entry.kind().tag()) | (size << 16);
+    out[start..start + RECORD_HEADER_LEN].copy_from_slice(&header.to_le_bytes());
+    finish_record(out, start);
+    Ok(())
+}
+
+/// A structurally valid record: its checksum matched.
+#[derive(Debug, Clone)]
+pub(crate) struct RawRecord {
+    pub start: usize,
+    pub tag: u16,
+    pub payload: Range<usize>,
+    pub end: usize,
+}
+
+/// What a record-level check found wrong.
+enum Damage {
+    /// Could be a torn tail; whether it is depends on what follows.
+    Tail(TailDamage),
+    /// The record is intact but its reserved trailer word is not zero.
+    BadTrailer,
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+/// Checks the record at `pos`: length, checksum, trailer. Does not look at the
+/// tag's meaning or the payload's contents.
+fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
+    let available = (bytes.len() - pos) as u64;
+    if available < RECORD_HEADER_LEN as u64 {
+        return Err(Damage::Tail(TailDamage::PartialHeader { available }));
+    }
+    let header = read_u64(bytes, pos);
+    if header == 0 {
+        return Err(Damage::Tail(TailDamage::ZeroHeader));
+    }
+    let tag = (header & 0xFFFF) as u16;
+    let size = header >> 16;
+    if record_len(size) > available {
+        return Err(Damage::Tail(TailDamage::PastEnd {
+            size,
+            available: available - RECORD_HEADER_LEN as u64,
+        }));
+    }
+    // Cannot overflow: record_len(size) <= available <= bytes.len().
+    let covered_end = pos + RECORD_HEADER_LEN + padded_len(size) as usize;
+    let stored = read_u32(bytes, covered_end);
+    let computed = crc32c::crc32c(&bytes[pos..covered_end]);
+    if stored != computed {
+        return Err(Damage::Tail(TailDamage::CrcMismatch { stored, computed }));
+    }
+    if read_u32(bytes, covered_end + 4) != 0 {
+        return Err(Damage::BadTrailer);
+    }
+    Ok(RawRecord {
+        start: pos,
+        tag,
+        payload: pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + size as usize,
+        end: covered_end + RECORD_TRAILER_LEN,
+    })
+}
+
+/// True when some aligned offset after `from` holds a record (or a magic and
+/// header) that checks out. Damage followed by valid data is corruption in the
+/// middle of the journal; damage followed by nothing valid is a torn tail.
+fn valid_data_follows(bytes: &[u8], from: usize) -> bool {
+    let mut pos = from.next_multiple_of(RECORD_ALIGN);
+    while pos + RECORD_HEADER_LEN <= bytes.len() {
+        let candidate = if bytes[pos..pos + 8] == MAGIC {
+            pos + 8
+        } else {
+            pos
+        };
+        if let Ok(raw) = check_record(bytes, candidate) {
+            if raw.tag == HEADER_TAG || EntryKind::from_tag(raw.tag).is_some() {
+                return true;
+            }
+        }
+        pos += RECORD_ALIGN;
+    }
+    false
+}
+
+/// One step of reading.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// No more bytes.
+    End,
+    /// A magic; a header record must follow.
+    Magic { next: usize },
+    /// A header record.
+    Header { version: u32, next: usize },
+    /// An entry record (its tag is not yet checked against the known kinds).
+    Record(RawRecord),
+}
+
+/// Reads the thing at `pos`. `expect_header` is true right after a magic.
+/// Errors carry the kind only; the caller adds the journal name and `pos`.
+pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step, ReadErrorKind> {
+    let rest = bytes.len() - pos;
+    if rest == 0 {
+        if expect_header {
+            // The magic was written, its header record was not.
+            return Err(ReadErrorKind::TornTail {
+                cause: TailDamage::PartialHeader { available: 0 },
+            });
+        }
+        return Ok(Step::End);
+    }
+    if rest >= MAGIC.len() && bytes[pos..pos + MAGIC.len()] == MAGIC {
+        if expect_header && pos != 0 {
+            return Err(ReadErrorKind::MisplacedHeader);
+        }
+        return Ok(Step::Magic {
+            next: pos + MAGIC.len(),
+        });
+    }
+    if pos == 0 {
+        // A journal must open with the magic; a short prefix of it is a
+        // journal torn while its first bytes were being written.
+        return if rest < MAGIC.len() && MAGIC.starts_with(bytes) {
+            Err(ReadErrorKind::TornTail {
+                cause: TailDamage::PartialHeader {
+                    available: rest as u64,
+                },
+            })
+        } else {
+            Err(ReadErrorKind::BadMagic)
+        };
+    }
+    let raw = match check_record(bytes, pos) {
+        Ok(raw) => raw,
+        Err(Damage::BadTrailer) => return Err(ReadErrorKind::BadTrailer),
+        Err(Damage::Tail(cause)) => {
+            if !valid_data_follows(bytes, pos + RECORD_ALIGN) {
+                return Err(ReadErrorKind::TornTail { cause });
+            }
+            return Err(match cause {
+                TailDamage::PartialHeader { .. } | TailDamage::ZeroHeader => ReadErrorKind::ZeroHeader,
+                TailDamage::PastEnd { size, available } => ReadErrorKind::SizePastEnd { size, available },
+                TailDamage::CrcMismatch { stored, computed } => {
+                    ReadErrorKind::CrcMismatch { stored, computed }
+                }
+            });
+        }
+    };
+    if raw.tag == HEADER_TAG {
+        if !expect_header || raw.payload.len() != HEADER_PAYLOAD_LEN {
+            return Err(ReadErrorKind::MisplacedHeader);
+        }
+        let version = read_u32(bytes, raw.payload.start);
+        if version > FORMAT_VERSION || version == 0 {
+            return Err(ReadErrorKind::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        return Ok(Step::Header {
+            version,
+            next: raw.end,
+        });
+    }
+    if expect_header {
+        return Err(ReadErrorKind::MisplacedHeader);
+    }
+    Ok(Step::Record(raw))
+}

@@ -1,0 +1,37 @@
+//! wasnap's journal: an append-only log of the effects a WebAssembly program
+//! has on the outside world.
+//!
+//! - [`JournalEntry`]: one typed, versioned record per kind of effect,
+//!   declared once in `entry.rs`;
+//! - the record format (docs/format.md): magic, header record, then records of
+//!   `[u16 tag | u48 size]`, an rkyv payload, and a CRC32C;
+//! - [`Journal`]: a writer ([`JournalWriter`], buffered, thread-safe) and a
+//!   reader ([`JournalReader`], zero-copy over an mmap or a buffer) that
+//!   split apart and join back.
+//!
+//! Reading never trusts bytes: every problem is a [`ReadError`] carrying the
+//! journal's name and the offset at fault.
+
+#![forbid(unsafe_code)]
+
+#[macro_use]
+mod declare;
+mod entry;
+mod error;
+pub mod field;
+mod format;
+mod journal;
+mod reader;
+mod store;
+mod writer;
+
+pub use entry::*;
+pub use error::{JournalError, JsonError, ReadError, ReadErrorKind, TailDamage};
+pub use format::{FORMAT_VERSION, MAGIC, MAX_PAYLOAD_LEN, RECORD_ALIGN};
+pub use journal::{Journal, JournalOptions, ReadJournal, WriteJournal};
+pub use reader::{JournalReader, LogRecord, Recovery};
+pub use shared_buffer::OwnedBuffer;
+pub use writer::{Durability, JournalWriter, RecordSpan, DEFAULT_BATCH_LIMIT};
+
+/// The name memory journals go by in messages.
+pub const MEMORY_NAME: &str = "<memory>";

@@ -1,0 +1,298 @@
+//! The read half (rx) of a journal: a cursor over a memory-mapped file or an
+//! in-memory buffer that returns entries borrowing from that buffer.
+//!
+//! Invariant: `pos` always sits on a record boundary (or at a magic). A torn
+//! tail seen in tolerant mode does not move it, so a restart after the writer
+//! finished the record reads it whole.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+use shared_buffer::OwnedBuffer;
+
+use crate::entry::{EntryKind, JournalEntry};
+use crate::error::{JournalError, ReadError, ReadErrorKind};
+use crate::format::{self, RawRecord, Step};
+use crate::store::MemoryStore;
+
+/// What to do at a torn tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recovery {
+    /// Report it as [`ReadErrorKind::TornTail`].
+    #[default]
+    Strict,
+    /// End the journal there, cleanly. Every other kind of damage is still an
+    /// error.
+    StopAtTornTail,
+}
+
+/// One record read from a journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord<'a> {
+    /// Offset of the record's first byte.
+    pub start: u64,
+    /// Offset just past the record's last byte.
+    pub end: u64,
+    /// Offset of the record's payload (where rkyv's archive begins). File
+    /// data inside the payload can be served from the mapping from here.
+    pub payload_offset: u64,
+    /// The entry, borrowing from the reader's buffer.
+    pub entry: JournalEntry<'a>,
+}
+
+/// Where the reader's bytes come from, and how a restart refreshes them.
+#[derive(Debug)]
+enum Source {
+    /// A file, mapped again on restart.
+    File { file: File, path: PathBuf },
+    /// A memory journal that a writer may be appending to.
+    Memory(Arc<MemoryStore>),
+    /// Bytes that never change.
+    Fixed,
+}
+
+/// The read half of a journal.
+#[derive(Debug)]
+pub struct JournalReader {
+    name: String,
+    source: Source,
+    buf: OwnedBuffer,
+    pos: usize,
+    expect_header: bool,
+    version: Option<u32>,
+    recovery: Recovery,
+    torn_tail: Option<ReadError>,
+}
+
+pub(crate) fn map_file(file: &File, path: &Path) -> Result<OwnedBuffer, JournalError> {
+    let len = file
+        .metadata()
+        .map_err(|source| JournalError::Io {
+            path: path.to_owned(),
+            what: "cannot read the journal's metadata",
+            source,
+        })?
+        .len();
+    if len == 0 {
+        // mmap refuses empty ranges.
+        return Ok(OwnedBuffer::from_bytes(Vec::new()));
+    }
+    OwnedBuffer::from_file(file).map_err(|e| JournalError::Map {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl JournalReader {
+    /// Opens an existing journal file for reading. The file is never created.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| JournalError::Io {
+            path: path.to_owned(),
+            what: "cannot open the journal",
+            source,
+        })?;
+        Self::from_file(file, path)
+    }
+
+    pub(crate) fn from_file(file: File, path: &Path) -> Result<Self, JournalError> {
+        let buf = map_file(&file, path)?;
+        Ok(Self::new(
+            path.display().to_string(),
+            Source::File {
+                file,
+                path: path.to_owned(),
+            },
+            buf,
+        ))
+    }
+
+    /// A reader over bytes in memory that will not change.
+    pub fn from_buffer(buf: OwnedBuffer) -> Self {
+        Self::new(crate::MEMORY_NAME.to_owned(), Source::Fixed, buf)
+    }
+
+    pub(crate) fn from_store(store: Arc<MemoryStore>) -> Self {
+        let buf = store.snapshot();
+        Self::new(crate::MEMORY_NAME.to_owned(), Source::Memory(store), buf)
+    }
+
+    fn new(name: String, source: Source, buf: OwnedBuffer) -> Self {
+        Self {
+            name,
+            source,
+            buf,
+            pos: 0,
+            expect_header: false,
+            version: None,
+            recovery: Recovery::Strict,
+            torn_tail: None,
+        }
+    }
+
+    /// Sets the recovery mode.
+    pub fn with_recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The journal's name in messages: its path, or `<memory>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The format version of the segment being read, once its header was read.
+    pub fn format_version(&self) -> Option<u32> {
+        self.version
+    }
+
+    /// The offset of the next record.
+    pub fn position(&self) -> u64 {
+        self.pos as u64
+    }
+
+    /// The bytes currently visible to the reader (the whole mapping). Entries'
+    /// `payload_offset`s index into it.
+    pub fn buffer(&self) -> &OwnedBuffer {
+        &self.buf
+    }
+
+    /// In tolerant mode, the torn tail the reader stopped at, if any.
+    pub fn torn_tail(&self) -> Option<&ReadError> {
+        self.torn_tail.as_ref()
+    }
+
+    /// Moves the cursor to `offset`, which must be a record boundary the caller
+    /// got from this journal (a `LogRecord::end`, a `position()`). Reading from
+    /// an offset that is not a boundary yields an error, never a wrong entry.
+    pub fn seek(&mut self, offset: u64) {
+        self.pos = usize::try_from(offset).unwrap_or(usize::MAX).min(self.buf.len());
+        self.pos -= self.pos % format::RECORD_ALIGN;
+        self.expect_header = false;
+        self.torn_tail = None;
+    }
+
+    /// Moves the cursor back to the first record.
+    pub fn rewind(&mut self) {
+        self.seek(0);
+    }
+
+    /// Refreshes the view of the journal so that records appended since it was
+    /// opened become visible. The cursor stays where it is.
+    pub fn restart(&mut self) -> Result<(), JournalError> {
+        match &self.source {
+            Source::File { file, path } => {
+                self.buf = map_file(file, path)?;
+            }
+            Source::Memory(store) => self.buf = store.snapshot(),
+            Source::Fixed => {}
+        }
+        self.pos = self.pos.min(self.buf.len());
+        self.torn_tail = None;
+        Ok(())
+    }
+
+    fn error(&self, offset: usize, kind: ReadErrorKind) -> ReadError {
+        ReadError {
+            journal: self.name.clone(),
+            offset: offset as u64,
+            kind,
+        }
+    }
+
+    /// Finds the next entry record, handling magics and header records.
+    /// `Ok(None)` is the end (or, in tolerant mode, a torn tail).
+    fn next_raw(&mut self) -> Result<Option<RawRecord>, ReadError> {
+        loop {
+            match format::step(&self.buf, self.pos, self.expect_header) {
+                Ok(Step::End) => return Ok(None),
+                Ok(Step::Magic { next }) => {
+                    self.pos = next;
+                    self.expect_header = true;
+                }
+                Ok(Step::Header { version, next }) => {
+                    self.version = Some(version);
+                    self.pos = next;
+                    self.expect_header = false;
+                }
+                Ok(Step::Record(raw)) => return Ok(Some(raw)),
+                Err(kind @ ReadErrorKind::TornTail { .. }) => {
+                    // A segment torn before its header record was complete is
+                    // torn at its magic: nothing of it is usable.
+                    if self.expect_header {
+                        self.pos -= format::MAGIC.len();
+                        self.expect_header = false;
+                    }
+                    let error = self.error(self.pos, kind);
+                    if self.recovery == Recovery::StopAtTornTail {
+                        self.torn_tail = Some(error);
+                        return Ok(None);
+                    }
+                    return Err(error);
+                }
+                Err(kind) => return Err(self.error(self.pos, kind)),
+            }
+        }
+    }
+
+    /// Reads the next record. The entry borrows from the journal's buffer
+    /// (unless that buffer is not 8-aligned in memory, in which case the one
+    /// payload is copied to an aligned scratch buffer and the entry owns it).
+    pub fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError> {
+        let Some(raw) = self.next_raw()? else {
+            return Ok(None);
+        };
+        let Some(kind) = EntryKind::from_tag(raw.tag) else {
+            return Err(self.error(raw.start, ReadErrorKind::UnknownTag { tag: raw.tag }));
+        };
+        self.pos = raw.end;
+        let payload = &self.buf[raw.payload.clone()];
+        let decoded = if payload.as_ptr().align_offset(format::RECORD_ALIGN) == 0 {
+            JournalEntry::decode_payload(raw.tag, payload)
+        } else {
+            let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
+            aligned.extend_from_slice(payload);
+            JournalEntry::decode_payload(raw.tag, &aligned).map(|e| e.map(JournalEntry::into_owned))
+        };
+        let entry = match decoded {
+            Ok(Some(entry)) => entry,
+            failed => {
+                let kind = match failed {
+                    Err(e) => ReadErrorKind::InvalidPayload {
+                        kind: kind.name(),
+                        message: e.to_string(),
+                    },
+                    _ => ReadErrorKind::UnknownTag { tag: raw.tag },
+                };
+                self.pos = raw.start;
+                return Err(ReadError {
+                    journal: self.name.clone(),
+                    offset: raw.start as u64,
+                    kind,
+                });
+            }
+        };
+        Ok(Some(LogRecord {
+            start: raw.start as u64,
+            end: raw.end as u64,
+            payload_offset: raw.payload.start as u64,
+            entry,
+        }))
+    }
+
+    /// Reads every remaining record, detached from the buffer.
+    pub fn read_all_owned(&mut self) -> Result<Vec<LogRecord<'static>>, ReadError> {
+        let mut out = Vec::new();
+        while let Some(record) = self.read_next()? {
+            out.push(LogRecord {
+                start: record.start,
+                end: record.end,
+                payload_offset: record.payload_offset,
+                entry: record.entry.into_owned(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,285 @@
+//! Bad bytes: truncation at every offset, every single-byte flip, wrong magic,
+//! newer versions, unknown tags, corrupted sizes, torn tails and recovery.
+//! Each scenario runs on a file and on an in-memory buffer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use tracing_test::traced_test;
+use wasnap_journal::{
+    JournalEntry, JournalError, ReadErrorKind, ReadJournal, Recovery, TailDamage, WriteJournal, FORMAT_VERSION,
+    MAGIC,
+};
+
+/// A small journal of mixed entries (a few hundred bytes each at most).
+fn mixed_entries() -> Vec<JournalEntry<'static>> {
+    one_of_each(11, 24).into_iter().step_by(4).collect()
+}
+
+/// Builds one record by hand, following docs/format.md.
+fn raw_record(tag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = (u64::from(tag) | ((payload.len() as u64) << 16)).to_le_bytes().to_vec();
+    out.extend_from_slice(payload);
+    while out.len() % 8 != 0 {
+        out.push(0);
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+#[test]
+fn truncation_at_every_offset_yields_exactly_the_complete_records() {
+    let entries = mixed_entries();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    assert_eq!(ends.len(), entries.len());
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        for cut in 0..=bytes.len() {
+            let complete = ends.iter().filter(|&&end| end <= cut as u64).count();
+            let clean_cut = cut == 0 || ends.contains(&(cut as u64)) || cut == first_record_start(&bytes);
+
+            let mut strict = reader_over(storage, &scratch, &bytes[..cut]);
+            let (read, error) = read_until_error(&mut strict);
+            assert_eq!(read, entries[..complete], "{storage:?} cut at {cut}");
+            match error {
+                None => assert!(clean_cut, "{storage:?}: cut at {cut} went unnoticed"),
+                Some(e) => {
+                    assert!(!clean_cut, "{storage:?}: clean cut at {cut} reported {e}");
+                    assert!(e.is_torn_tail(), "{storage:?}: cut at {cut}: {e}");
+                }
+            }
+
+            let mut tolerant = reader_over(storage, &scratch, &bytes[..cut]).with_recovery(Recovery::StopAtTornTail);
+            let (read, error) = read_until_error(&mut tolerant);
+            assert!(error.is_none(), "{storage:?}: tolerant read of cut {cut}: {error:?}");
+            assert_eq!(read, entries[..complete], "{storage:?} tolerant cut at {cut}");
+            assert_eq!(tolerant.torn_tail().is_some(), !clean_cut);
+        }
+    }
+}
+
+/// Offset of the first entry record: magic plus header record.
+fn first_record_start(bytes: &[u8]) -> usize {
+    let header = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    let size = (header >> 16) as usize;
+    8 + 8 + size.div_ceil(8) * 8 + 8
+}
+
+#[test]
+fn every_single_byte_flip_is_detected() {
+    let entries = mixed_entries();
+    let bytes = journal_bytes(&entries);
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        for at in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                let mut reader = reader_over(storage, &scratch, &damaged);
+                let (read, error) = read_until_error(&mut reader);
+                assert!(error.is_some(), "{storage:?}: flip {flip:#x} at {at} went undetected");
+                assert_eq!(read, entries[..read.len()], "{storage:?}: flip at {at} yielded a wrong entry");
+            }
+        }
+    }
+}
+
+#[test]
+fn not_a_journal_is_bad_magic_at_offset_zero() {
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut reader = reader_over(storage, &scratch, b"#!/bin/sh\necho not a journal\n");
+        let error = reader.read_next().unwrap_err();
+        assert_eq!((error.offset, &error.kind), (0, &ReadErrorKind::BadMagic));
+        assert!(error.to_string().contains("not a wasnap journal"), "{error}");
+        if storage == Storage::File {
+            assert!(error.journal.ends_with("reader.journal"), "the error names the file: {error}");
+        }
+    }
+}
+
+#[test]
+fn a_newer_format_version_is_refused_with_both_versions_named() {
+    let mut bytes = MAGIC.to_vec();
+    let mut header = (FORMAT_VERSION + 1).to_le_bytes().to_vec();
+    header.extend_from_slice(&[0; 4]);
+    bytes.extend(raw_record(0, &header));
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let error = reader_over(storage, &scratch, &bytes).read_next().unwrap_err();
+        assert_eq!(error.offset, 8);
+        assert_eq!(
+            error.kind,
+            ReadErrorKind::UnsupportedVersion { found: FORMAT_VERSION + 1, supported: FORMAT_VERSION }
+        );
+        // And a journal that cannot be read is never appended to.
+        let refused = journal_over(storage, &scratch, &bytes).unwrap_err();
+        assert!(matches!(refused, JournalError::Read(ref e) if matches!(e.kind, ReadErrorKind::UnsupportedVersion { .. })));
+    }
+}
+
+#[test]
+fn an_intact_record_with_an_unknown_tag_is_reported_with_its_offset() {
+    let mut bytes = journal_bytes(&mixed_entries()[..2]);
+    let offset = bytes.len() as u64;
+    bytes.extend(raw_record(0x0FFF, &[1, 2, 3, 4, 5, 6, 7, 8]));
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut reader = reader_over(storage, &scratch, &bytes);
+        let (read, error) = read_until_error(&mut reader);
+        assert_eq!(read.len(), 2);
+        let error = error.unwrap();
+        assert_eq!((error.offset, error.kind), (offset, ReadErrorKind::UnknownTag { tag: 0x0FFF }));
+    }
+}
+
+#[test]
+fn an_intact_record_whose_payload_fails_validation_is_reported() {
+    let mut bytes = journal_bytes(&[]);
+    let offset = bytes.len() as u64;
+    // A FileDescriptorWriteV1 (tag 103) payload whose data pointer points far away.
+    bytes.extend(raw_record(103, &[0xFF; 24]));
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let error = reader_over(storage, &scratch, &bytes).read_next().unwrap_err();
+        assert_eq!(error.offset, offset);
+        assert!(matches!(error.kind, ReadErrorKind::InvalidPayload { kind: "FileDescriptorWriteV1", .. }), "{error}");
+    }
+}
+
+#[test]
+fn a_corrupted_size_in_the_middle_is_size_past_end_not_a_torn_tail() {
+    let entries = mixed_entries();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    let victim = ends[1] as usize; // start of the third record
+    let mut damaged = bytes.clone();
+    damaged[victim + 6] = 0x7F; // a huge size
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut reader = reader_over(storage, &scratch, &damaged);
+        let (read, error) = read_until_error(&mut reader);
+        assert_eq!(read, entries[..2]);
+        let error = error.unwrap();
+        assert_eq!(error.offset, victim as u64);
+        assert!(matches!(error.kind, ReadErrorKind::SizePastEnd { .. }), "{error}");
+        // Tolerant mode does not hide corruption in the middle.
+        let mut tolerant = reader_over(storage, &scratch, &damaged).with_recovery(Recovery::StopAtTornTail);
+        assert!(read_until_error(&mut tolerant).1.is_some());
+    }
+}
+
+#[test]
+fn concatenated_journals_read_as_one() {
+    let entries = mixed_entries();
+    let (first, second) = entries.split_at(5);
+    let mut bytes = journal_bytes(first);
+    bytes.extend(journal_bytes(second));
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let (read, error) = read_until_error(&mut reader_over(storage, &scratch, &bytes));
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(read, entries);
+    }
+}
+
+#[traced_test]
+#[test]
+fn torn_tail_is_truncated_on_reopen_and_appending_continues() {
+    let entries = mixed_entries();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    // Cut in the middle of the last record.
+    let cut = (ends[ends.len() - 2] as usize + bytes.len()) / 2;
+    let extra = one_of_each(99, 100);
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut journal = journal_over(storage, &scratch, &bytes[..cut]).unwrap();
+        for entry in &extra[..3] {
+            journal.write(entry).unwrap();
+        }
+        journal.flush().unwrap();
+        journal.restart().unwrap();
+        let (read, error) = read_until_error(journal.reader());
+        assert!(error.is_none(), "{storage:?}: {error:?}");
+        let mut expected = entries[..entries.len() - 1].to_vec();
+        expected.extend_from_slice(&extra[..3]);
+        assert_eq!(read, expected, "{storage:?}");
+        if storage == Storage::File {
+            // The file on disk, reopened cold, agrees.
+            let on_disk = std::fs::read(scratch.path("journal.journal")).unwrap();
+            let (read, error) = read_until_error(&mut reader_over(Storage::Memory, &scratch, &on_disk));
+            assert!(error.is_none());
+            assert_eq!(read, expected);
+        }
+    }
+    assert!(logs_contain("truncating the torn tail of the journal"));
+    assert!(logs_contain(&format!("offset={}", ends[ends.len() - 2])));
+}
+
+#[test]
+fn a_journal_torn_inside_its_magic_starts_over() {
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut journal = journal_over(storage, &scratch, &MAGIC[..5]).unwrap();
+        let entry = mixed_entries().remove(0);
+        journal.write(&entry).unwrap();
+        journal.flush().unwrap();
+        journal.restart().unwrap();
+        let (read, error) = read_until_error(journal.reader());
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(read, vec![entry]);
+    }
+}
+
+#[test]
+fn corruption_in_the_middle_refuses_the_open_and_leaves_the_file_alone() {
+    let bytes = journal_bytes(&mixed_entries());
+    let ends = record_ends(&bytes);
+    let mut damaged = bytes.clone();
+    damaged[ends[1] as usize + 9] ^= 0x40;
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let error = journal_over(storage, &scratch, &damaged).unwrap_err();
+        match &error {
+            JournalError::Read(e) => {
+                assert_eq!(e.offset, ends[1]);
+                assert!(matches!(e.kind, ReadErrorKind::CrcMismatch { .. }), "{e}");
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        if storage == Storage::File {
+            assert!(error.to_string().contains("journal.journal"), "{error}");
+            assert_eq!(std::fs::read(scratch.path("journal.journal")).unwrap(), damaged);
+        }
+    }
+}
+
+#[test]
+fn a_zeroed_tail_from_a_lost_write_is_a_torn_tail() {
+    let mut bytes = journal_bytes(&mixed_entries());
+    bytes.extend_from_slice(&[0; 4096]);
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let error = read_until_error(&mut reader_over(storage, &scratch, &bytes)).1.unwrap();
+        assert_eq!(error.kind, ReadErrorKind::TornTail { cause: TailDamage::ZeroHeader });
+    }
+}
+
+#[test]
+fn a_failing_disk_poisons_the_writer_instead_of_leaving_a_hole() {
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let Ok(journal) = wasnap_journal::Journal::open("/dev/full", Default::default()) else {
+        return;
+    };
+    let entry = mixed_entries().remove(0);
+    journal.write(&entry).unwrap();
+    let first = journal.flush().unwrap_err();
+    assert!(first.to_string().contains("/dev/full"), "{first}");
+    let second = journal.write(&entry).unwrap_err();
+    assert!(matches!(second, JournalError::Poisoned { .. }), "{second}");
+}
