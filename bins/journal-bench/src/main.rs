@@ -43,12 +43,30 @@ struct Args {
 /// One entry, in a form both journals can be fed from.
 #[derive(Clone, Copy)]
 enum Op<'d> {
-    Write { fd: u32, offset: u64, data: &'d [u8] },
-    Close { fd: u32 },
-    Mkdir { fd: u32, path: &'d str },
-    Rmdir { fd: u32, path: &'d str },
-    Memory { start: u64, data: &'d [u8] },
-    Renumber { from: u32, to: u32 },
+    Write {
+        fd: u32,
+        offset: u64,
+        data: &'d [u8],
+    },
+    Close {
+        fd: u32,
+    },
+    Mkdir {
+        fd: u32,
+        path: &'d str,
+    },
+    Rmdir {
+        fd: u32,
+        path: &'d str,
+    },
+    Memory {
+        start: u64,
+        data: &'d [u8],
+    },
+    Renumber {
+        from: u32,
+        to: u32,
+    },
 }
 
 impl<'d> Op<'d> {
@@ -94,7 +112,11 @@ impl<'d> Op<'d> {
                 data: Cow::Borrowed(data),
             }
             .into(),
-            Op::Renumber { from, to } => wj::RenumberFileDescriptorV1 { from_fd: from, to_fd: to }.into(),
+            Op::Renumber { from, to } => wj::RenumberFileDescriptorV1 {
+                from_fd: from,
+                to_fd: to,
+            }
+            .into(),
         }
     }
 
@@ -120,7 +142,10 @@ impl<'d> Op<'d> {
                 region: start..start + data.len() as u64,
                 compressed_data: Cow::Borrowed(data),
             },
-            Op::Renumber { from, to } => E::RenumberFileDescriptorV1 { old_fd: from, new_fd: to },
+            Op::Renumber { from, to } => E::RenumberFileDescriptorV1 {
+                old_fd: from,
+                new_fd: to,
+            },
         }
     }
 }
@@ -177,7 +202,11 @@ fn run_wasnap(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
     check_count("wasnap", seen, bytes, ops)?;
     let file_bytes = std::fs::metadata(path)?.len();
     std::fs::remove_file(path)?;
-    Ok(Timing { append, read, file_bytes })
+    Ok(Timing {
+        append,
+        read,
+        file_bytes,
+    })
 }
 
 fn run_wasmer(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
@@ -200,7 +229,9 @@ fn run_wasmer(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
         seen += 1;
         bytes += match &record.record {
             wasmer_journal::JournalEntry::FileDescriptorWriteV1 { data, .. } => data.len(),
-            wasmer_journal::JournalEntry::UpdateMemoryRegionV1 { compressed_data, .. } => compressed_data.len(),
+            wasmer_journal::JournalEntry::UpdateMemoryRegionV1 {
+                compressed_data, ..
+            } => compressed_data.len(),
             wasmer_journal::JournalEntry::CreateDirectoryV1 { path, .. }
             | wasmer_journal::JournalEntry::RemoveDirectoryV1 { path, .. } => path.len(),
             _ => 0,
@@ -210,7 +241,11 @@ fn run_wasmer(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
     check_count("wasmer", seen, bytes, ops)?;
     let file_bytes = std::fs::metadata(path)?.len();
     std::fs::remove_file(path)?;
-    Ok(Timing { append, read, file_bytes })
+    Ok(Timing {
+        append,
+        read,
+        file_bytes,
+    })
 }
 
 /// The physical limit: the same data bytes through a 256 KiB buffered writer.
@@ -230,7 +265,11 @@ fn run_raw(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
     let read = started.elapsed();
     let file_bytes = data.len() as u64;
     std::fs::remove_file(path)?;
-    Ok(Timing { append, read, file_bytes })
+    Ok(Timing {
+        append,
+        read,
+        file_bytes,
+    })
 }
 
 fn check_count(who: &str, seen: usize, bytes: usize, ops: &[Op<'_>]) -> Result<()> {
@@ -254,10 +293,13 @@ fn main() -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir(),
     };
-    let scratch = tempfile::tempdir_in(&dir).with_context(|| format!("cannot create a directory in {}", dir.display()))?;
+    let scratch = tempfile::tempdir_in(&dir)
+        .with_context(|| format!("cannot create a directory in {}", dir.display()))?;
 
     let small_data: Vec<u8> = (0..64u8).collect();
-    let large_data: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i.wrapping_mul(37); 1 << 20]).collect();
+    let large_data: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| vec![i.wrapping_mul(37); 1 << 20])
+        .collect();
     let mixed_write: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
     let memory_page: Vec<u8> = (0..4096u32).map(|i| (i * 13) as u8).collect();
     let paths: Vec<String> = (0..64).map(|i| format!("/tmp/work/dir-{i}/sub")).collect();
@@ -267,7 +309,11 @@ fn main() -> Result<()> {
         cases.push(Case {
             name: "small-64B-writes",
             ops: (0..args.small)
-                .map(|i| Op::Write { fd: 3, offset: i as u64 * 64, data: &small_data })
+                .map(|i| Op::Write {
+                    fd: 3,
+                    offset: i as u64 * 64,
+                    data: &small_data,
+                })
                 .collect(),
         });
     }
@@ -275,7 +321,11 @@ fn main() -> Result<()> {
         cases.push(Case {
             name: "large-1MiB-writes",
             ops: (0..args.large)
-                .map(|i| Op::Write { fd: 4, offset: (i as u64) << 20, data: &large_data[i % large_data.len()] })
+                .map(|i| Op::Write {
+                    fd: 4,
+                    offset: (i as u64) << 20,
+                    data: &large_data[i % large_data.len()],
+                })
                 .collect(),
         });
     }
@@ -289,11 +339,25 @@ fn main() -> Result<()> {
                         offset: i as u64,
                         data: &mixed_write[..16 + (i * 131) % 4000],
                     },
-                    3 => Op::Close { fd: 3 + (i % 9) as u32 },
-                    4 => Op::Mkdir { fd: 3, path: &paths[i % paths.len()] },
-                    5 => Op::Rmdir { fd: 3, path: &paths[i % paths.len()] },
-                    6 => Op::Memory { start: (i as u64 % 1024) * 4096, data: &memory_page },
-                    _ => Op::Renumber { from: (i % 11) as u32 + 3, to: (i % 13) as u32 + 3 },
+                    3 => Op::Close {
+                        fd: 3 + (i % 9) as u32,
+                    },
+                    4 => Op::Mkdir {
+                        fd: 3,
+                        path: &paths[i % paths.len()],
+                    },
+                    5 => Op::Rmdir {
+                        fd: 3,
+                        path: &paths[i % paths.len()],
+                    },
+                    6 => Op::Memory {
+                        start: (i as u64 % 1024) * 4096,
+                        data: &memory_page,
+                    },
+                    _ => Op::Renumber {
+                        from: (i % 11) as u32 + 3,
+                        to: (i % 13) as u32 + 3,
+                    },
                 })
                 .collect(),
         });
@@ -302,15 +366,28 @@ fn main() -> Result<()> {
     if !args.json {
         println!(
             "{:<18} {:>7} {:>10} {:>14} {:>11} {:>14} {:>11} {:>14}",
-            "case", "who", "entries", "append e/s", "append MB/s", "read e/s", "read MB/s", "file bytes"
+            "case",
+            "who",
+            "entries",
+            "append e/s",
+            "append MB/s",
+            "read e/s",
+            "read MB/s",
+            "file bytes"
         );
     }
     for case in &cases {
         let count = case.ops.len() as f64;
         let data_mb = case.ops.iter().map(Op::data_len).sum::<usize>() as f64 / 1e6;
-        let wasnap = best_of(args.repeat, || run_wasnap(&scratch.path().join("wasnap.journal"), &case.ops))?;
-        let wasmer = best_of(args.repeat, || run_wasmer(&scratch.path().join("wasmer.journal"), &case.ops))?;
-        let raw = best_of(args.repeat, || run_raw(&scratch.path().join("raw.bin"), &case.ops))?;
+        let wasnap = best_of(args.repeat, || {
+            run_wasnap(&scratch.path().join("wasnap.journal"), &case.ops)
+        })?;
+        let wasmer = best_of(args.repeat, || {
+            run_wasmer(&scratch.path().join("wasmer.journal"), &case.ops)
+        })?;
+        let raw = best_of(args.repeat, || {
+            run_raw(&scratch.path().join("raw.bin"), &case.ops)
+        })?;
         let append_vs_wasmer = wasmer.append.as_secs_f64() / wasnap.append.as_secs_f64();
         let read_vs_wasmer = wasmer.read.as_secs_f64() / wasnap.read.as_secs_f64();
         let append_vs_raw = raw.append.as_secs_f64() / wasnap.append.as_secs_f64();

@@ -248,8 +248,12 @@ pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step
                 return Err(ReadErrorKind::TornTail { cause });
             }
             return Err(match cause {
-                TailDamage::PartialHeader { .. } | TailDamage::ZeroHeader => ReadErrorKind::ZeroHeader,
-                TailDamage::PastEnd { size, available } => ReadErrorKind::SizePastEnd { size, available },
+                TailDamage::PartialHeader { .. } | TailDamage::ZeroHeader => {
+                    ReadErrorKind::ZeroHeader
+                }
+                TailDamage::PastEnd { size, available } => {
+                    ReadErrorKind::SizePastEnd { size, available }
+                }
                 TailDamage::CrcMismatch { stored, computed } => {
                     ReadErrorKind::CrcMismatch { stored, computed }
                 }

@@ -99,7 +99,8 @@ impl Journal {
             .map_err(io_error("cannot open the journal for writing"))?;
         let existing = map_file(&file, path)?;
         let existing_len = existing.len() as u64;
-        let mut check = JournalReader::from_buffer(existing).with_recovery(Recovery::StopAtTornTail);
+        let mut check =
+            JournalReader::from_buffer(existing).with_recovery(Recovery::StopAtTornTail);
         let (end, torn) = valid_end(&mut check).map_err(|mut e| {
             e.journal = path.display().to_string();
             e
@@ -143,7 +144,10 @@ impl Journal {
 
     /// An empty journal in memory.
     pub fn in_memory() -> Self {
-        Self::over_store(Arc::new(MemoryStore::new(OwnedBuffer::from_bytes(Vec::new()), 0)))
+        Self::over_store(Arc::new(MemoryStore::new(
+            OwnedBuffer::from_bytes(Vec::new()),
+            0,
+        )))
     }
 
     /// A memory journal over `store`, whose bytes end on a record boundary.
@@ -161,7 +165,8 @@ impl Journal {
     /// to a growable buffer behind them. A torn tail is cut off as `open`
     /// does; other damage is an error.
     pub fn from_buffer(buf: OwnedBuffer) -> Result<Self, JournalError> {
-        let mut check = JournalReader::from_buffer(buf.clone()).with_recovery(Recovery::StopAtTornTail);
+        let mut check =
+            JournalReader::from_buffer(buf.clone()).with_recovery(Recovery::StopAtTornTail);
         let (end, torn) = valid_end(&mut check)?;
         if let Some(torn) = torn {
             tracing::warn!(
@@ -172,7 +177,10 @@ impl Journal {
                 "truncating the torn tail of the journal"
             );
         }
-        Ok(Self::over_store(Arc::new(MemoryStore::new(buf, end as usize))))
+        Ok(Self::over_store(Arc::new(MemoryStore::new(
+            buf,
+            end as usize,
+        ))))
     }
 
     /// Splits into the write half and the read half.

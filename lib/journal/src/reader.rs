@@ -168,7 +168,9 @@ impl JournalReader {
     /// got from this journal (a `LogRecord::end`, a `position()`). Reading from
     /// an offset that is not a boundary yields an error, never a wrong entry.
     pub fn seek(&mut self, offset: u64) {
-        self.pos = usize::try_from(offset).unwrap_or(usize::MAX).min(self.buf.len());
+        self.pos = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
         self.pos -= self.pos % format::RECORD_ALIGN;
         self.expect_header = false;
         self.torn_tail = None;

@@ -139,7 +139,14 @@ impl JournalWriter {
     /// durability mode is `Flush` (commit makes records visible to readers).
     pub(crate) fn new_memory(store: Arc<MemoryStore>, prefix: Vec<u8>) -> Self {
         let len = store.len() as u64;
-        Self::build(crate::MEMORY_NAME.to_owned(), Sink::Memory(store), len, prefix, Durability::Flush, None)
+        Self::build(
+            crate::MEMORY_NAME.to_owned(),
+            Sink::Memory(store),
+            len,
+            prefix,
+            Durability::Flush,
+            None,
+        )
     }
 
     pub(crate) fn new(
@@ -150,7 +157,9 @@ impl JournalWriter {
         durability: Durability,
     ) -> Result<Self, JournalError> {
         let sync_file = match &sink {
-            Sink::File { file, path } if matches!(durability, Durability::Fsync | Durability::GroupCommit(_)) => {
+            Sink::File { file, path }
+                if matches!(durability, Durability::Fsync | Durability::GroupCommit(_)) =>
+            {
                 Some(file.try_clone().map_err(|source| JournalError::Io {
                     path: path.clone(),
                     what: "cannot duplicate the journal's handle",
@@ -358,11 +367,14 @@ fn spawn_group_committer(shared: Weak<Shared>, interval: Duration) -> std::io::R
                 state.drain(&shared.name).map(|()| state.batch_start)
             }
             .and_then(|target| match &shared.sync_file {
-                Some(file) => file.sync_data().map(|()| target).map_err(|e| JournalError::Io {
-                    path: PathBuf::from(&shared.name),
-                    what: "cannot sync the journal",
-                    source: e,
-                }),
+                Some(file) => file
+                    .sync_data()
+                    .map(|()| target)
+                    .map_err(|e| JournalError::Io {
+                        path: PathBuf::from(&shared.name),
+                        what: "cannot sync the journal",
+                        source: e,
+                    }),
                 None => Ok(target),
             });
             let mut group = lock(&shared.group);

@@ -18,7 +18,9 @@ const WRITES_PER_THREAD: u64 = 10_000;
 
 fn payload(thread: u32, i: u64) -> Vec<u8> {
     let len = (i % 97) as usize;
-    (0..len).map(|j| (thread as u8).wrapping_mul(31) ^ (i as u8).wrapping_add(j as u8)).collect()
+    (0..len)
+        .map(|j| (thread as u8).wrapping_mul(31) ^ (i as u8).wrapping_add(j as u8))
+        .collect()
 }
 
 #[test]
@@ -34,11 +36,12 @@ fn eight_threads_of_ten_thousand_writes_all_arrive_intact() {
                     scope.spawn(move || {
                         (0..WRITES_PER_THREAD)
                             .map(|i| {
-                                let entry = JournalEntry::FileDescriptorWriteV1(FileDescriptorWriteV1 {
-                                    fd: thread,
-                                    offset: i,
-                                    data: Cow::Owned(payload(thread, i)),
-                                });
+                                let entry =
+                                    JournalEntry::FileDescriptorWriteV1(FileDescriptorWriteV1 {
+                                        fd: thread,
+                                        offset: i,
+                                        data: Cow::Owned(payload(thread, i)),
+                                    });
                                 let span = tx.write(&entry).unwrap();
                                 (span.start, span.end)
                             })
@@ -63,12 +66,23 @@ fn eight_threads_of_ten_thousand_writes_all_arrive_intact() {
             let JournalEntry::FileDescriptorWriteV1(write) = &record.entry else {
                 panic!("{storage:?}: unexpected entry {:?}", record.entry.kind());
             };
-            assert_eq!(write.data.as_ref(), payload(write.fd, write.offset).as_slice(), "{storage:?}");
+            assert_eq!(
+                write.data.as_ref(),
+                payload(write.fd, write.offset).as_slice(),
+                "{storage:?}"
+            );
             // Each thread's records appear in its own program order.
-            assert_eq!(write.offset, next_expected[write.fd as usize], "{storage:?}");
+            assert_eq!(
+                write.offset, next_expected[write.fd as usize],
+                "{storage:?}"
+            );
             next_expected[write.fd as usize] += 1;
             // The span `write` returned is where the record really is.
-            assert_eq!(by_start.get(&record.start), Some(&(write.fd, write.offset)), "{storage:?}");
+            assert_eq!(
+                by_start.get(&record.start),
+                Some(&(write.fd, write.offset)),
+                "{storage:?}"
+            );
             let span = spans[write.fd as usize][write.offset as usize];
             assert_eq!(span, (record.start, record.end));
             count += 1;
@@ -134,12 +148,18 @@ fn a_separate_reader_of_the_same_file_follows_a_writer() {
 fn durability_none_keeps_records_in_the_batch_until_flushed() {
     let scratch = Scratch::new();
     let path = scratch.path("none.journal");
-    let options = JournalOptions { durability: Durability::None };
+    let options = JournalOptions {
+        durability: Durability::None,
+    };
     let journal = Journal::open(&path, options).unwrap();
     let entry = one_of_each(3, 10).remove(0);
     journal.write(&entry).unwrap();
     journal.commit().unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "commit wrote despite Durability::None");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "commit wrote despite Durability::None"
+    );
     journal.flush().unwrap();
     let mut reader = JournalReader::open(&path).unwrap();
     assert_eq!(read_until_error(&mut reader).0, vec![entry.clone()]);

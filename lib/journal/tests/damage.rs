@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use tracing_test::traced_test;
 use wasnap_journal::{
-    JournalEntry, JournalError, ReadErrorKind, ReadJournal, Recovery, TailDamage, WriteJournal, FORMAT_VERSION,
-    MAGIC,
+    JournalEntry, JournalError, ReadErrorKind, ReadJournal, Recovery, TailDamage, WriteJournal,
+    FORMAT_VERSION, MAGIC,
 };
 
 /// A small journal of mixed entries (a few hundred bytes each at most).
@@ -19,7 +19,9 @@ fn mixed_entries() -> Vec<JournalEntry<'static>> {
 
 /// Builds one record by hand, following docs/format.md.
 fn raw_record(tag: u16, payload: &[u8]) -> Vec<u8> {
-    let mut out = (u64::from(tag) | ((payload.len() as u64) << 16)).to_le_bytes().to_vec();
+    let mut out = (u64::from(tag) | ((payload.len() as u64) << 16))
+        .to_le_bytes()
+        .to_vec();
     out.extend_from_slice(payload);
     while out.len() % 8 != 0 {
         out.push(0);
@@ -40,7 +42,8 @@ fn truncation_at_every_offset_yields_exactly_the_complete_records() {
         let scratch = Scratch::new();
         for cut in 0..=bytes.len() {
             let complete = ends.iter().filter(|&&end| end <= cut as u64).count();
-            let clean_cut = cut == 0 || ends.contains(&(cut as u64)) || cut == first_record_start(&bytes);
+            let clean_cut =
+                cut == 0 || ends.contains(&(cut as u64)) || cut == first_record_start(&bytes);
 
             let mut strict = reader_over(storage, &scratch, &bytes[..cut]);
             let (read, error) = read_until_error(&mut strict);
@@ -53,10 +56,18 @@ fn truncation_at_every_offset_yields_exactly_the_complete_records() {
                 }
             }
 
-            let mut tolerant = reader_over(storage, &scratch, &bytes[..cut]).with_recovery(Recovery::StopAtTornTail);
+            let mut tolerant = reader_over(storage, &scratch, &bytes[..cut])
+                .with_recovery(Recovery::StopAtTornTail);
             let (read, error) = read_until_error(&mut tolerant);
-            assert!(error.is_none(), "{storage:?}: tolerant read of cut {cut}: {error:?}");
-            assert_eq!(read, entries[..complete], "{storage:?} tolerant cut at {cut}");
+            assert!(
+                error.is_none(),
+                "{storage:?}: tolerant read of cut {cut}: {error:?}"
+            );
+            assert_eq!(
+                read,
+                entries[..complete],
+                "{storage:?} tolerant cut at {cut}"
+            );
             assert_eq!(tolerant.torn_tail().is_some(), !clean_cut);
         }
     }
@@ -81,8 +92,15 @@ fn every_single_byte_flip_is_detected() {
                 damaged[at] ^= flip;
                 let mut reader = reader_over(storage, &scratch, &damaged);
                 let (read, error) = read_until_error(&mut reader);
-                assert!(error.is_some(), "{storage:?}: flip {flip:#x} at {at} went undetected");
-                assert_eq!(read, entries[..read.len()], "{storage:?}: flip at {at} yielded a wrong entry");
+                assert!(
+                    error.is_some(),
+                    "{storage:?}: flip {flip:#x} at {at} went undetected"
+                );
+                assert_eq!(
+                    read,
+                    entries[..read.len()],
+                    "{storage:?}: flip at {at} yielded a wrong entry"
+                );
             }
         }
     }
@@ -95,9 +113,15 @@ fn not_a_journal_is_bad_magic_at_offset_zero() {
         let mut reader = reader_over(storage, &scratch, b"#!/bin/sh\necho not a journal\n");
         let error = reader.read_next().unwrap_err();
         assert_eq!((error.offset, &error.kind), (0, &ReadErrorKind::BadMagic));
-        assert!(error.to_string().contains("not a wasnap journal"), "{error}");
+        assert!(
+            error.to_string().contains("not a wasnap journal"),
+            "{error}"
+        );
         if storage == Storage::File {
-            assert!(error.journal.ends_with("reader.journal"), "the error names the file: {error}");
+            assert!(
+                error.journal.ends_with("reader.journal"),
+                "the error names the file: {error}"
+            );
         }
     }
 }
@@ -110,15 +134,22 @@ fn a_newer_format_version_is_refused_with_both_versions_named() {
     bytes.extend(raw_record(0, &header));
     for storage in STORAGES {
         let scratch = Scratch::new();
-        let error = reader_over(storage, &scratch, &bytes).read_next().unwrap_err();
+        let error = reader_over(storage, &scratch, &bytes)
+            .read_next()
+            .unwrap_err();
         assert_eq!(error.offset, 8);
         assert_eq!(
             error.kind,
-            ReadErrorKind::UnsupportedVersion { found: FORMAT_VERSION + 1, supported: FORMAT_VERSION }
+            ReadErrorKind::UnsupportedVersion {
+                found: FORMAT_VERSION + 1,
+                supported: FORMAT_VERSION
+            }
         );
         // And a journal that cannot be read is never appended to.
         let refused = journal_over(storage, &scratch, &bytes).unwrap_err();
-        assert!(matches!(refused, JournalError::Read(ref e) if matches!(e.kind, ReadErrorKind::UnsupportedVersion { .. })));
+        assert!(
+            matches!(refused, JournalError::Read(ref e) if matches!(e.kind, ReadErrorKind::UnsupportedVersion { .. }))
+        );
     }
 }
 
@@ -133,7 +164,10 @@ fn an_intact_record_with_an_unknown_tag_is_reported_with_its_offset() {
         let (read, error) = read_until_error(&mut reader);
         assert_eq!(read.len(), 2);
         let error = error.unwrap();
-        assert_eq!((error.offset, error.kind), (offset, ReadErrorKind::UnknownTag { tag: 0x0FFF }));
+        assert_eq!(
+            (error.offset, error.kind),
+            (offset, ReadErrorKind::UnknownTag { tag: 0x0FFF })
+        );
     }
 }
 
@@ -145,9 +179,20 @@ fn an_intact_record_whose_payload_fails_validation_is_reported() {
     bytes.extend(raw_record(103, &[0xFF; 24]));
     for storage in STORAGES {
         let scratch = Scratch::new();
-        let error = reader_over(storage, &scratch, &bytes).read_next().unwrap_err();
+        let error = reader_over(storage, &scratch, &bytes)
+            .read_next()
+            .unwrap_err();
         assert_eq!(error.offset, offset);
-        assert!(matches!(error.kind, ReadErrorKind::InvalidPayload { kind: "FileDescriptorWriteV1", .. }), "{error}");
+        assert!(
+            matches!(
+                error.kind,
+                ReadErrorKind::InvalidPayload {
+                    kind: "FileDescriptorWriteV1",
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }
 
@@ -166,9 +211,13 @@ fn a_corrupted_size_in_the_middle_is_size_past_end_not_a_torn_tail() {
         assert_eq!(read, entries[..2]);
         let error = error.unwrap();
         assert_eq!(error.offset, victim as u64);
-        assert!(matches!(error.kind, ReadErrorKind::SizePastEnd { .. }), "{error}");
+        assert!(
+            matches!(error.kind, ReadErrorKind::SizePastEnd { .. }),
+            "{error}"
+        );
         // Tolerant mode does not hide corruption in the middle.
-        let mut tolerant = reader_over(storage, &scratch, &damaged).with_recovery(Recovery::StopAtTornTail);
+        let mut tolerant =
+            reader_over(storage, &scratch, &damaged).with_recovery(Recovery::StopAtTornTail);
         assert!(read_until_error(&mut tolerant).1.is_some());
     }
 }
@@ -212,7 +261,8 @@ fn torn_tail_is_truncated_on_reopen_and_appending_continues() {
         if storage == Storage::File {
             // The file on disk, reopened cold, agrees.
             let on_disk = std::fs::read(scratch.path("journal.journal")).unwrap();
-            let (read, error) = read_until_error(&mut reader_over(Storage::Memory, &scratch, &on_disk));
+            let (read, error) =
+                read_until_error(&mut reader_over(Storage::Memory, &scratch, &on_disk));
             assert!(error.is_none());
             assert_eq!(read, expected);
         }
@@ -254,7 +304,10 @@ fn corruption_in_the_middle_refuses_the_open_and_leaves_the_file_alone() {
         }
         if storage == Storage::File {
             assert!(error.to_string().contains("journal.journal"), "{error}");
-            assert_eq!(std::fs::read(scratch.path("journal.journal")).unwrap(), damaged);
+            assert_eq!(
+                std::fs::read(scratch.path("journal.journal")).unwrap(),
+                damaged
+            );
         }
     }
 }
@@ -265,8 +318,15 @@ fn a_zeroed_tail_from_a_lost_write_is_a_torn_tail() {
     bytes.extend_from_slice(&[0; 4096]);
     for storage in STORAGES {
         let scratch = Scratch::new();
-        let error = read_until_error(&mut reader_over(storage, &scratch, &bytes)).1.unwrap();
-        assert_eq!(error.kind, ReadErrorKind::TornTail { cause: TailDamage::ZeroHeader });
+        let error = read_until_error(&mut reader_over(storage, &scratch, &bytes))
+            .1
+            .unwrap();
+        assert_eq!(
+            error.kind,
+            ReadErrorKind::TornTail {
+                cause: TailDamage::ZeroHeader
+            }
+        );
     }
 }
 

@@ -14,7 +14,9 @@ use common::*;
 use wasnap_journal::{EntryKind, JournalReader, FORMAT_VERSION};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/golden")
+        .join(name)
 }
 
 fn journal_name() -> String {
@@ -44,7 +46,10 @@ fn the_golden_journal_matches_this_build_byte_for_byte() {
     }
     let golden = std::fs::read(fixture(&journal_name()))
         .expect("the golden journal for this format version is missing: see this file's header");
-    assert!(golden == bytes, "the encoding changed: bump FORMAT_VERSION, update docs/format.md and regenerate");
+    assert!(
+        golden == bytes,
+        "the encoding changed: bump FORMAT_VERSION, update docs/format.md and regenerate"
+    );
 }
 
 #[test]
@@ -57,17 +62,27 @@ fn the_golden_journal_reads_back_as_the_golden_json() {
         let line = lines.next().expect("more records than JSON lines");
         let json: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(record.entry.to_json(), json);
-        assert_eq!(wasnap_journal::JournalEntry::from_json(&json).unwrap(), record.entry);
+        assert_eq!(
+            wasnap_journal::JournalEntry::from_json(&json).unwrap(),
+            record.entry
+        );
         kinds.push(record.entry.kind());
     }
     assert!(lines.next().is_none(), "more JSON lines than records");
-    assert_eq!(kinds, EntryKind::ALL, "the golden journal must hold one entry of every kind");
+    assert_eq!(
+        kinds,
+        EntryKind::ALL,
+        "the golden journal must hold one entry of every kind"
+    );
     assert_eq!(reader.format_version(), Some(FORMAT_VERSION));
 }
 
 #[test]
 fn docs_format_md_lists_every_tag() {
-    let doc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/format.md")).unwrap();
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/format.md"),
+    )
+    .unwrap();
     for kind in EntryKind::ALL {
         let row = format!("| {} | `{}` |", kind.tag(), kind.name());
         assert!(doc.contains(&row), "docs/format.md has no row {row:?}");

@@ -41,9 +41,21 @@ fn every_kind_round_trips_on_every_storage() {
                 read.push((record.start, record.end, record.entry.into_owned()));
             }
             assert_eq!(read.len(), entries.len(), "{storage:?}");
-            for ((start, end, got), (want, span)) in read.into_iter().zip(entries.iter().zip(&spans)) {
-                assert_eq!(&got, want, "{storage:?}: {:?} did not round-trip", want.kind());
-                assert_eq!((start, end), (span.start, span.end), "{storage:?}: span of {:?}", want.kind());
+            for ((start, end, got), (want, span)) in
+                read.into_iter().zip(entries.iter().zip(&spans))
+            {
+                assert_eq!(
+                    &got,
+                    want,
+                    "{storage:?}: {:?} did not round-trip",
+                    want.kind()
+                );
+                assert_eq!(
+                    (start, end),
+                    (span.start, span.end),
+                    "{storage:?}: span of {:?}",
+                    want.kind()
+                );
             }
         }
     }
@@ -57,7 +69,8 @@ fn read_entries_borrow_from_the_buffer() {
         data: b"zero-copy bytes".as_slice().into(),
     });
     let bytes = journal_bytes(&[entry]);
-    let mut reader = wasnap_journal::JournalReader::from_buffer(wasnap_journal::OwnedBuffer::from_bytes(bytes));
+    let mut reader =
+        wasnap_journal::JournalReader::from_buffer(wasnap_journal::OwnedBuffer::from_bytes(bytes));
     let base = reader.buffer().as_ptr() as usize;
     let len = reader.buffer().len();
     let record = reader.read_next().unwrap().unwrap();
@@ -68,7 +81,10 @@ fn read_entries_borrow_from_the_buffer() {
         panic!("data was copied instead of borrowed");
     };
     let at = data.as_ptr() as usize;
-    assert!(at >= base && at + data.len() <= base + len, "data does not point into the buffer");
+    assert!(
+        at >= base && at + data.len() <= base + len,
+        "data does not point into the buffer"
+    );
 }
 
 #[test]
@@ -95,8 +111,9 @@ fn json_errors_name_the_problem() {
 }
 
 fn arb_entry() -> impl Strategy<Value = JournalEntry<'static>> {
-    (0..EntryKind::ALL.len(), any::<u64>(), 0usize..600)
-        .prop_map(|(index, seed, max_len)| JournalEntry::sample(EntryKind::ALL[index], &mut SampleGen::new(seed, max_len)))
+    (0..EntryKind::ALL.len(), any::<u64>(), 0usize..600).prop_map(|(index, seed, max_len)| {
+        JournalEntry::sample(EntryKind::ALL[index], &mut SampleGen::new(seed, max_len))
+    })
 }
 
 proptest! {

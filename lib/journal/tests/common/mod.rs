@@ -66,7 +66,9 @@ pub fn journal_over(
 /// A new, empty journal.
 pub fn new_journal(storage: Storage, scratch: &Scratch) -> Journal {
     match storage {
-        Storage::File => Journal::open(scratch.path("new.journal"), JournalOptions::default()).unwrap(),
+        Storage::File => {
+            Journal::open(scratch.path("new.journal"), JournalOptions::default()).unwrap()
+        }
         Storage::Memory => Journal::in_memory(),
     }
 }
@@ -75,7 +77,12 @@ pub fn new_journal(storage: Storage, scratch: &Scratch) -> Journal {
 pub fn one_of_each(seed: u64, max_len: usize) -> Vec<JournalEntry<'static>> {
     EntryKind::ALL
         .iter()
-        .map(|&kind| JournalEntry::sample(kind, &mut SampleGen::new(seed ^ u64::from(kind.tag()), max_len)))
+        .map(|&kind| {
+            JournalEntry::sample(
+                kind,
+                &mut SampleGen::new(seed ^ u64::from(kind.tag()), max_len),
+            )
+        })
         .collect()
 }
 
@@ -93,7 +100,10 @@ pub fn journal_bytes(entries: &[JournalEntry<'_>]) -> Vec<u8> {
 /// Every entry the reader yields, owned, until the end or the first error.
 pub fn read_until_error(
     reader: &mut JournalReader,
-) -> (Vec<JournalEntry<'static>>, Option<wasnap_journal::ReadError>) {
+) -> (
+    Vec<JournalEntry<'static>>,
+    Option<wasnap_journal::ReadError>,
+) {
     let mut out = Vec::new();
     loop {
         match reader.read_next() {

@@ -1,0 +1,233 @@
+//! `wasnap journal inspect` and `wasnap journal verify`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use wasnap_journal::{
+    EntryKind, JournalEntry, JournalError, JournalReader, ReadError, SnapshotTrigger,
+};
+
+use crate::exit;
+
+/// Entries and record bytes of one kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    entries: u64,
+    bytes: u64,
+}
+
+/// What a pass over a journal found.
+#[derive(Debug, Default)]
+struct Summary {
+    version: Option<u32>,
+    module_hash: Option<String>,
+    per_kind: BTreeMap<EntryKind, Tally>,
+    snapshots: Vec<(u64, String, u64)>,
+    records: u64,
+    valid_end: u64,
+    file_len: u64,
+    error: Option<ReadError>,
+}
+
+/// Opens a journal for reading. Opening errors (a missing file) are plain
+/// errors; bad bytes are reported by the pass itself.
+fn open(path: &Path) -> Result<JournalReader> {
+    match JournalReader::open(path) {
+        Ok(reader) => Ok(reader),
+        Err(JournalError::Io { source, .. }) => {
+            Err(source).with_context(|| format!("cannot open journal {}", path.display()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Reads every record, calling `each` on it, and tallies what it saw.
+fn scan(
+    path: &Path,
+    mut each: impl FnMut(u64, u64, &JournalEntry<'_>) -> Result<()>,
+) -> Result<Summary> {
+    let mut reader = open(path)?;
+    let mut summary = Summary {
+        file_len: reader.buffer().len() as u64,
+        ..Summary::default()
+    };
+    loop {
+        match reader.read_next() {
+            Ok(Some(record)) => {
+                each(record.start, record.end, &record.entry)?;
+                let tally = summary.per_kind.entry(record.entry.kind()).or_default();
+                tally.entries += 1;
+                tally.bytes += record.end - record.start;
+                summary.records += 1;
+                match &record.entry {
+                    JournalEntry::InitModuleV1(init) => {
+                        summary.module_hash =
+                            Some(init.wasm_hash.iter().map(|b| format!("{b:02x}")).collect());
+                    }
+                    JournalEntry::SnapshotV1(snapshot) => {
+                        let trigger = SnapshotTrigger::from_u8(snapshot.trigger).map_or_else(
+                            || format!("unknown({})", snapshot.trigger),
+                            |t| t.name().to_owned(),
+                        );
+                        summary
+                            .snapshots
+                            .push((record.start, trigger, snapshot.since_epoch_ns));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                summary.error = Some(error);
+                break;
+            }
+        }
+    }
+    summary.version = reader.format_version();
+    summary.valid_end = reader.position();
+    Ok(summary)
+}
+
+/// `wasnap journal inspect PATH [--entries] [--json]`.
+pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let summary = scan(path, |start, end, entry| {
+        if entries {
+            if json {
+                let line =
+                    json!({ "offset": start, "length": end - start, "entry": entry.to_json() });
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{start:>12}  {:>8}  {}", end - start, describe(entry))?;
+            }
+        }
+        Ok(())
+    })?;
+    if json {
+        let kinds: serde_json::Map<String, serde_json::Value> = summary
+            .per_kind
+            .iter()
+            .map(|(kind, t)| {
+                (
+                    kind.name().to_owned(),
+                    json!({ "entries": t.entries, "bytes": t.bytes }),
+                )
+            })
+            .collect();
+        let report = json!({
+            "path": path.display().to_string(),
+            "format_version": summary.version,
+            "module_hash": summary.module_hash,
+            "records": summary.records,
+            "bytes": summary.file_len,
+            "kinds": kinds,
+            "snapshots": summary.snapshots.iter().map(|(offset, trigger, ns)| json!({
+                "offset": offset, "trigger": trigger, "since_epoch_ns": ns
+            })).collect::<Vec<_>>(),
+            "error": summary.error.as_ref().map(|e| json!({ "offset": e.offset, "message": e.kind.to_string() })),
+        });
+        writeln!(out, "{report}")?;
+    } else {
+        if entries {
+            writeln!(out)?;
+        }
+        writeln!(out, "journal         {}", path.display())?;
+        writeln!(
+            out,
+            "format version  {}",
+            summary
+                .version
+                .map_or_else(|| "-".to_owned(), |v| v.to_string())
+        )?;
+        writeln!(
+            out,
+            "module hash     {}",
+            summary.module_hash.as_deref().unwrap_or("-")
+        )?;
+        writeln!(
+            out,
+            "records         {} in {} bytes",
+            summary.records, summary.file_len
+        )?;
+        if !summary.per_kind.is_empty() {
+            writeln!(
+                out,
+                "\n{:<32} {:>10} {:>14}",
+                "entry kind", "entries", "bytes"
+            )?;
+            for (kind, t) in &summary.per_kind {
+                writeln!(out, "{:<32} {:>10} {:>14}", kind.name(), t.entries, t.bytes)?;
+            }
+        }
+        if !summary.snapshots.is_empty() {
+            writeln!(out, "\nsnapshots")?;
+            for (offset, trigger, ns) in &summary.snapshots {
+                writeln!(
+                    out,
+                    "  at offset {offset:<12} trigger {trigger:<14} time {ns} ns since the epoch"
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if let Some(error) = summary.error {
+        eprintln!("wasnap: {error}");
+        return Ok(exit::DAMAGED);
+    }
+    Ok(exit::OK)
+}
+
+/// `wasnap journal verify PATH`.
+pub fn verify(path: &Path) -> Result<u8> {
+    let summary = scan(path, |_, _, _| Ok(()))?;
+    match summary.error {
+        None => {
+            println!(
+                "{}: ok, {} records, {} bytes, format version {}",
+                path.display(),
+                summary.records,
+                summary.file_len,
+                summary
+                    .version
+                    .map_or_else(|| "-".to_owned(), |v| v.to_string())
+            );
+            Ok(exit::OK)
+        }
+        Some(error) => {
+            eprintln!("wasnap: {error}");
+            eprintln!(
+                "wasnap: {} intact records before offset {}",
+                summary.records, summary.valid_end
+            );
+            Ok(exit::DAMAGED)
+        }
+    }
+}
+
+/// One line about an entry: its kind and its JSON fields, with long values cut.
+fn describe(entry: &JournalEntry<'_>) -> String {
+    let mut fields = Vec::new();
+    if let serde_json::Value::Object(map) = entry.to_json() {
+        for (key, value) in map {
+            if key == "type" {
+                continue;
+            }
+            let mut text = value.to_string();
+            if text.len() > 48 {
+                let cut = (0..=45)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                text.truncate(cut);
+                text.push('…');
+            }
+            fields.push(format!("{key}={text}"));
+        }
+    }
+    format!("{} {}", entry.kind().name(), fields.join(" "))
+}
