@@ -176,13 +176,9 @@ macro_rules! journal_entries {
             /// A deterministic pseudo-random entry of the given kind.
             pub fn sample(kind: EntryKind, gen: &mut $crate::field::SampleGen) -> JournalEntry<'static> {
                 match kind {
-                    $( EntryKind::$name => {
-                        #[allow(unused_variables)]
-                        let gen = gen;
-                        JournalEntry::$name($name {
-                            $( $field: $crate::field::Field::sample(gen), )*
-                        })
-                    } )*
+                    $( EntryKind::$name => JournalEntry::$name($name {
+                        $( $field: $crate::field::Field::sample(gen), )*
+                    }), )*
                 }
             }
         }

@@ -65,7 +65,7 @@ impl SampleGen {
     }
 
     /// A length in `0..=max_len`.
-    pub fn len(&mut self) -> usize {
+    pub fn length(&mut self) -> usize {
         if self.max_len == 0 {
             0
         } else {
@@ -86,7 +86,7 @@ impl SampleGen {
     /// A printable string (paths, addresses) of pseudo-random length.
     pub fn text(&mut self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789/._-";
-        let len = self.len().min(64);
+        let len = self.length().min(64);
         (0..len)
             .map(|_| ALPHABET[(self.next_u64() % ALPHABET.len() as u64) as usize] as char)
             .collect()
@@ -239,7 +239,7 @@ impl<'a> Field<'a> for Cow<'a, [u8]> {
             .map_err(|e| format!("invalid base64: {e}"))
     }
     fn sample(gen: &mut SampleGen) -> Self {
-        let len = gen.len();
+        let len = gen.length();
         Cow::Owned(gen.bytes(len))
     }
 }
@@ -296,7 +296,7 @@ impl<'a> Field<'a> for Vec<String> {
             .collect()
     }
     fn sample(gen: &mut SampleGen) -> Self {
-        let count = gen.len().min(6);
+        let count = gen.length().min(6);
         (0..count).map(|_| gen.text()).collect()
     }
 }
@@ -321,7 +321,7 @@ impl<'a> Field<'a> for Vec<u64> {
         items.iter().map(expect_u64).collect()
     }
     fn sample(gen: &mut SampleGen) -> Self {
-        let count = gen.len().min(16);
+        let count = gen.length().min(16);
         (0..count).map(|_| gen.next_u64()).collect()
     }
 }

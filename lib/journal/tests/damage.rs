@@ -23,7 +23,7 @@ fn raw_record(tag: u16, payload: &[u8]) -> Vec<u8> {
         .to_le_bytes()
         .to_vec();
     out.extend_from_slice(payload);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let crc = crc32c::crc32c(&out);
