@@ -38,6 +38,9 @@ struct Args {
     /// Runs of each measurement; the best is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Measure only wasnap (for profiling); no ratios are printed.
+    #[arg(long)]
+    only_wasnap: bool,
 }
 
 /// One entry, in a form both journals can be fed from.
@@ -70,20 +73,16 @@ enum Op<'d> {
 }
 
 impl<'d> Op<'d> {
-    fn data_len(&self) -> usize {
-        match self {
-            Op::Write { data, .. } | Op::Memory { data, .. } => data.len(),
-            Op::Mkdir { path, .. } | Op::Rmdir { path, .. } => path.len(),
-            Op::Close { .. } | Op::Renumber { .. } => 0,
-        }
-    }
-
+    /// The bytes the program wrote (file data, memory); paths do not count.
     fn data(&self) -> &'d [u8] {
         match self {
             Op::Write { data, .. } | Op::Memory { data, .. } => data,
-            Op::Mkdir { path, .. } | Op::Rmdir { path, .. } => path.as_bytes(),
-            Op::Close { .. } | Op::Renumber { .. } => &[],
+            Op::Mkdir { .. } | Op::Rmdir { .. } | Op::Close { .. } | Op::Renumber { .. } => &[],
         }
+    }
+
+    fn data_len(&self) -> usize {
+        self.data().len()
     }
 
     fn wasnap(&self) -> wj::JournalEntry<'d> {
@@ -232,8 +231,6 @@ fn run_wasmer(path: &Path, ops: &[Op<'_>]) -> Result<Timing> {
             wasmer_journal::JournalEntry::UpdateMemoryRegionV1 {
                 compressed_data, ..
             } => compressed_data.len(),
-            wasmer_journal::JournalEntry::CreateDirectoryV1 { path, .. }
-            | wasmer_journal::JournalEntry::RemoveDirectoryV1 { path, .. } => path.len(),
             _ => 0,
         };
     }

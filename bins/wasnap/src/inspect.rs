@@ -102,7 +102,7 @@ pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
                     json!({ "offset": start, "length": end - start, "entry": entry.to_json() });
                 writeln!(out, "{line}")?;
             } else {
-                writeln!(out, "{start:>12}  {:>8}  {}", end - start, describe(entry))?;
+                writeln!(out, "{start:>12}  {:>8}  {entry}", end - start)?;
             }
         }
         Ok(())
@@ -207,27 +207,4 @@ pub fn verify(path: &Path) -> Result<u8> {
             Ok(exit::DAMAGED)
         }
     }
-}
-
-/// One line about an entry: its kind and its JSON fields, with long values cut.
-fn describe(entry: &JournalEntry<'_>) -> String {
-    let mut fields = Vec::new();
-    if let serde_json::Value::Object(map) = entry.to_json() {
-        for (key, value) in map {
-            if key == "type" {
-                continue;
-            }
-            let mut text = value.to_string();
-            if text.len() > 48 {
-                let cut = (0..=45)
-                    .rev()
-                    .find(|&i| text.is_char_boundary(i))
-                    .unwrap_or(0);
-                text.truncate(cut);
-                text.push('…');
-            }
-            fields.push(format!("{key}={text}"));
-        }
-    }
-    format!("{} {}", entry.kind().name(), fields.join(" "))
 }

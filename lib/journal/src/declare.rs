@@ -92,6 +92,15 @@ macro_rules! journal_entries {
                 }
             }
 
+            /// The same entry borrowing from `self` (byte strings are not copied).
+            pub fn reborrow(&self) -> JournalEntry<'_> {
+                match self {
+                    $( JournalEntry::$name(v) => JournalEntry::$name($name {
+                        $( $field: $crate::field::Reborrow::reborrow(&v.$field), )*
+                    }), )*
+                }
+            }
+
             /// Serializes the payload (not the record header) to the end of `out`.
             ///
             /// rkyv positions are taken relative to the start of `out`, so the

@@ -161,6 +161,32 @@ impl MemoryCompression {
     }
 }
 
+/// One line: the kind, then `field=value` pairs as in JSON, with values
+/// longer than 48 characters cut short.
+impl std::fmt::Display for JournalEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind().name())?;
+        if let serde_json::Value::Object(map) = self.to_json() {
+            for (key, value) in map {
+                if key == "type" {
+                    continue;
+                }
+                let mut text = value.to_string();
+                if text.len() > 48 {
+                    let cut = (0..=45)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    text.truncate(cut);
+                    text.push('…');
+                }
+                write!(f, " {key}={text}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl JournalEntry<'_> {
     /// The entry's category. Writes to descriptors 1 and 2 count as stdio;
     /// every other entry has its kind's category.

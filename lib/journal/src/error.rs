@@ -163,9 +163,16 @@ pub enum JournalError {
     /// record is written behind a hole.
     #[error("{journal}: the journal writer failed earlier and is closed: {message}")]
     Poisoned { journal: String, message: String },
-    /// The journal is read-only.
-    #[error("{journal}: the journal is read-only")]
-    ReadOnly { journal: String },
+    /// The journal does not support the operation (writing to a read-only
+    /// journal, for example).
+    #[error("{journal}: {operation} is not supported by this journal")]
+    Unsupported {
+        journal: String,
+        operation: &'static str,
+    },
+    /// A pipe's other end was dropped.
+    #[error("{journal}: the other end of the pipe is gone")]
+    Disconnected { journal: String },
 }
 
 /// A JSON object that is not a valid entry.

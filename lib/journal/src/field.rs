@@ -37,6 +37,52 @@ pub trait Field<'a>: Sized {
     fn sample(gen: &mut SampleGen) -> Self;
 }
 
+/// Re-borrows a field for a shorter lifetime without copying byte strings.
+pub trait Reborrow<'b> {
+    /// The field type at lifetime `'b`.
+    type Out;
+    /// The field, borrowing from `self`.
+    fn reborrow(&'b self) -> Self::Out;
+}
+
+macro_rules! reborrow_by_copy {
+    ($($ty:ty),*) => {$(
+        impl<'b> Reborrow<'b> for $ty {
+            type Out = $ty;
+            fn reborrow(&'b self) -> $ty {
+                self.clone()
+            }
+        }
+    )*};
+}
+
+reborrow_by_copy!(
+    u8,
+    u16,
+    u32,
+    u64,
+    i32,
+    i64,
+    bool,
+    [u8; 32],
+    Vec<String>,
+    Vec<u64>
+);
+
+impl<'a: 'b, 'b> Reborrow<'b> for Cow<'a, [u8]> {
+    type Out = Cow<'b, [u8]>;
+    fn reborrow(&'b self) -> Cow<'b, [u8]> {
+        Cow::Borrowed(self.as_ref())
+    }
+}
+
+impl<'a: 'b, 'b> Reborrow<'b> for Cow<'a, str> {
+    type Out = Cow<'b, str>;
+    fn reborrow(&'b self) -> Cow<'b, str> {
+        Cow::Borrowed(self.as_ref())
+    }
+}
+
 /// A small deterministic generator (splitmix64) for sample entries. Tests,
 /// golden fixtures and benchmarks use it so that the same seed always yields
 /// the same entries, byte for byte.

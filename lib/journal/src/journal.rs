@@ -23,6 +23,10 @@ use crate::writer::{Durability, JournalWriter, RecordSpan, Sink};
 pub trait WriteJournal: Send + Sync {
     /// Appends one entry and returns where its record landed.
     fn write(&self, entry: &JournalEntry<'_>) -> Result<RecordSpan, JournalError>;
+    /// Appends several entries, contiguously where the journal can promise it.
+    fn write_batch(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<RecordSpan>, JournalError> {
+        entries.iter().map(|entry| self.write(entry)).collect()
+    }
     /// Makes everything written so far as durable as the journal promises.
     fn commit(&self) -> Result<(), JournalError>;
     /// Hands buffered records to the operating system.
@@ -31,8 +35,18 @@ pub trait WriteJournal: Send + Sync {
 
 /// Something entries can be read from, in order.
 pub trait ReadJournal: Send {
+    /// The next record whose entry `keep` accepts, or `None` at the end.
+    /// Records `keep` refuses are skipped. (This is the primitive: a wrapper
+    /// that filters passes its test down instead of looping over borrowed
+    /// records itself.)
+    fn read_next_where(
+        &mut self,
+        keep: &mut dyn FnMut(&JournalEntry<'_>) -> bool,
+    ) -> Result<Option<LogRecord<'_>>, ReadError>;
     /// The next record, or `None` at the end.
-    fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError>;
+    fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError> {
+        self.read_next_where(&mut |_| true)
+    }
     /// Makes records appended since opening visible; the cursor stays.
     fn restart(&mut self) -> Result<(), JournalError>;
 }
@@ -40,6 +54,9 @@ pub trait ReadJournal: Send {
 impl WriteJournal for JournalWriter {
     fn write(&self, entry: &JournalEntry<'_>) -> Result<RecordSpan, JournalError> {
         JournalWriter::write(self, entry)
+    }
+    fn write_batch(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<RecordSpan>, JournalError> {
+        JournalWriter::write_batch(self, entries)
     }
     fn commit(&self) -> Result<(), JournalError> {
         JournalWriter::commit(self)
@@ -50,8 +67,11 @@ impl WriteJournal for JournalWriter {
 }
 
 impl ReadJournal for JournalReader {
-    fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError> {
-        JournalReader::read_next(self)
+    fn read_next_where(
+        &mut self,
+        keep: &mut dyn FnMut(&JournalEntry<'_>) -> bool,
+    ) -> Result<Option<LogRecord<'_>>, ReadError> {
+        JournalReader::read_next_where(self, keep)
     }
     fn restart(&mut self) -> Result<(), JournalError> {
         JournalReader::restart(self)
@@ -209,6 +229,9 @@ impl WriteJournal for Journal {
     fn write(&self, entry: &JournalEntry<'_>) -> Result<RecordSpan, JournalError> {
         self.tx.write(entry)
     }
+    fn write_batch(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<RecordSpan>, JournalError> {
+        self.tx.write_batch(entries)
+    }
     fn commit(&self) -> Result<(), JournalError> {
         self.tx.commit()
     }
@@ -220,8 +243,11 @@ impl WriteJournal for Journal {
 impl ReadJournal for Journal {
     /// Reads the next record. Records still in the writer's batch are not
     /// visible until flushed and the reader restarted.
-    fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError> {
-        self.rx.read_next()
+    fn read_next_where(
+        &mut self,
+        keep: &mut dyn FnMut(&JournalEntry<'_>) -> bool,
+    ) -> Result<Option<LogRecord<'_>>, ReadError> {
+        self.rx.read_next_where(keep)
     }
     fn restart(&mut self) -> Result<(), JournalError> {
         self.rx.restart()

@@ -16,6 +16,7 @@
 
 #[macro_use]
 mod declare;
+pub mod combinators;
 mod entry;
 mod error;
 pub mod field;

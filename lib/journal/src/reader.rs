@@ -59,10 +59,17 @@ pub struct JournalReader {
     name: String,
     source: Source,
     buf: OwnedBuffer,
+    cursor: Cursor,
+    recovery: Recovery,
+}
+
+/// Where the reader is. Kept apart from the buffer so that an entry borrowed
+/// from the buffer can be returned while the cursor moves.
+#[derive(Debug, Default)]
+struct Cursor {
     pos: usize,
     expect_header: bool,
     version: Option<u32>,
-    recovery: Recovery,
     torn_tail: Option<ReadError>,
 }
 
@@ -124,11 +131,8 @@ impl JournalReader {
             name,
             source,
             buf,
-            pos: 0,
-            expect_header: false,
-            version: None,
+            cursor: Cursor::default(),
             recovery: Recovery::Strict,
-            torn_tail: None,
         }
     }
 
@@ -145,12 +149,12 @@ impl JournalReader {
 
     /// The format version of the segment being read, once its header was read.
     pub fn format_version(&self) -> Option<u32> {
-        self.version
+        self.cursor.version
     }
 
     /// The offset of the next record.
     pub fn position(&self) -> u64 {
-        self.pos as u64
+        self.cursor.pos as u64
     }
 
     /// The bytes currently visible to the reader (the whole mapping). Entries'
@@ -161,19 +165,19 @@ impl JournalReader {
 
     /// In tolerant mode, the torn tail the reader stopped at, if any.
     pub fn torn_tail(&self) -> Option<&ReadError> {
-        self.torn_tail.as_ref()
+        self.cursor.torn_tail.as_ref()
     }
 
     /// Moves the cursor to `offset`, which must be a record boundary the caller
     /// got from this journal (a `LogRecord::end`, a `position()`). Reading from
     /// an offset that is not a boundary yields an error, never a wrong entry.
     pub fn seek(&mut self, offset: u64) {
-        self.pos = usize::try_from(offset)
+        let pos = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(self.buf.len());
-        self.pos -= self.pos % format::RECORD_ALIGN;
-        self.expect_header = false;
-        self.torn_tail = None;
+        self.cursor.pos = pos - pos % format::RECORD_ALIGN;
+        self.cursor.expect_header = false;
+        self.cursor.torn_tail = None;
     }
 
     /// Moves the cursor back to the first record.
@@ -191,97 +195,44 @@ impl JournalReader {
             Source::Memory(store) => self.buf = store.snapshot(),
             Source::Fixed => {}
         }
-        self.pos = self.pos.min(self.buf.len());
-        self.torn_tail = None;
+        self.cursor.pos = self.cursor.pos.min(self.buf.len());
+        self.cursor.torn_tail = None;
         Ok(())
-    }
-
-    fn error(&self, offset: usize, kind: ReadErrorKind) -> ReadError {
-        ReadError {
-            journal: self.name.clone(),
-            offset: offset as u64,
-            kind,
-        }
-    }
-
-    /// Finds the next entry record, handling magics and header records.
-    /// `Ok(None)` is the end (or, in tolerant mode, a torn tail).
-    fn next_raw(&mut self) -> Result<Option<RawRecord>, ReadError> {
-        loop {
-            match format::step(&self.buf, self.pos, self.expect_header) {
-                Ok(Step::End) => return Ok(None),
-                Ok(Step::Magic { next }) => {
-                    self.pos = next;
-                    self.expect_header = true;
-                }
-                Ok(Step::Header { version, next }) => {
-                    self.version = Some(version);
-                    self.pos = next;
-                    self.expect_header = false;
-                }
-                Ok(Step::Record(raw)) => return Ok(Some(raw)),
-                Err(kind @ ReadErrorKind::TornTail { .. }) => {
-                    // A segment torn before its header record was complete is
-                    // torn at its magic: nothing of it is usable.
-                    if self.expect_header {
-                        self.pos -= format::MAGIC.len();
-                        self.expect_header = false;
-                    }
-                    let error = self.error(self.pos, kind);
-                    if self.recovery == Recovery::StopAtTornTail {
-                        self.torn_tail = Some(error);
-                        return Ok(None);
-                    }
-                    return Err(error);
-                }
-                Err(kind) => return Err(self.error(self.pos, kind)),
-            }
-        }
     }
 
     /// Reads the next record. The entry borrows from the journal's buffer
     /// (unless that buffer is not 8-aligned in memory, in which case the one
     /// payload is copied to an aligned scratch buffer and the entry owns it).
     pub fn read_next(&mut self) -> Result<Option<LogRecord<'_>>, ReadError> {
-        let Some(raw) = self.next_raw()? else {
-            return Ok(None);
-        };
-        let Some(kind) = EntryKind::from_tag(raw.tag) else {
-            return Err(self.error(raw.start, ReadErrorKind::UnknownTag { tag: raw.tag }));
-        };
-        self.pos = raw.end;
-        let payload = &self.buf[raw.payload.clone()];
-        let decoded = if payload.as_ptr().align_offset(format::RECORD_ALIGN) == 0 {
-            JournalEntry::decode_payload(raw.tag, payload)
-        } else {
-            let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
-            aligned.extend_from_slice(payload);
-            JournalEntry::decode_payload(raw.tag, &aligned).map(|e| e.map(JournalEntry::into_owned))
-        };
-        let entry = match decoded {
-            Ok(Some(entry)) => entry,
-            failed => {
-                let kind = match failed {
-                    Err(e) => ReadErrorKind::InvalidPayload {
-                        kind: kind.name(),
-                        message: e.to_string(),
-                    },
-                    _ => ReadErrorKind::UnknownTag { tag: raw.tag },
-                };
-                self.pos = raw.start;
-                return Err(ReadError {
-                    journal: self.name.clone(),
-                    offset: raw.start as u64,
-                    kind,
-                });
+        self.read_next_where(&mut |_| true)
+    }
+
+    /// Reads the next record whose entry `keep` accepts; the others are
+    /// validated and skipped.
+    pub fn read_next_where(
+        &mut self,
+        keep: &mut dyn FnMut(&JournalEntry<'_>) -> bool,
+    ) -> Result<Option<LogRecord<'_>>, ReadError> {
+        let buf: &[u8] = &self.buf;
+        loop {
+            let Some(raw) = next_raw(buf, &mut self.cursor, &self.name, self.recovery)? else {
+                return Ok(None);
+            };
+            let entry = decode(buf, &raw).map_err(|kind| ReadError {
+                journal: self.name.clone(),
+                offset: raw.start as u64,
+                kind,
+            })?;
+            self.cursor.pos = raw.end;
+            if keep(&entry) {
+                return Ok(Some(LogRecord {
+                    start: raw.start as u64,
+                    end: raw.end as u64,
+                    payload_offset: raw.payload.start as u64,
+                    entry,
+                }));
             }
-        };
-        Ok(Some(LogRecord {
-            start: raw.start as u64,
-            end: raw.end as u64,
-            payload_offset: raw.payload.start as u64,
-            entry,
-        }))
+        }
     }
 
     /// Reads every remaining record, detached from the buffer.
@@ -296,5 +247,73 @@ impl JournalReader {
             });
         }
         Ok(out)
+    }
+}
+
+/// Finds the next entry record, handling magics and header records.
+/// `Ok(None)` is the end (or, in tolerant mode, a torn tail).
+fn next_raw(
+    buf: &[u8],
+    cursor: &mut Cursor,
+    name: &str,
+    recovery: Recovery,
+) -> Result<Option<RawRecord>, ReadError> {
+    let error = |offset: usize, kind| ReadError {
+        journal: name.to_owned(),
+        offset: offset as u64,
+        kind,
+    };
+    loop {
+        match format::step(buf, cursor.pos, cursor.expect_header) {
+            Ok(Step::End) => return Ok(None),
+            Ok(Step::Magic { next }) => {
+                cursor.pos = next;
+                cursor.expect_header = true;
+            }
+            Ok(Step::Header { version, next }) => {
+                cursor.version = Some(version);
+                cursor.pos = next;
+                cursor.expect_header = false;
+            }
+            Ok(Step::Record(raw)) => return Ok(Some(raw)),
+            Err(kind @ ReadErrorKind::TornTail { .. }) => {
+                // A segment torn before its header record was complete is
+                // torn at its magic: nothing of it is usable.
+                if cursor.expect_header {
+                    cursor.pos -= format::MAGIC.len();
+                    cursor.expect_header = false;
+                }
+                let torn = error(cursor.pos, kind);
+                if recovery == Recovery::StopAtTornTail {
+                    cursor.torn_tail = Some(torn);
+                    return Ok(None);
+                }
+                return Err(torn);
+            }
+            Err(kind) => return Err(error(cursor.pos, kind)),
+        }
+    }
+}
+
+/// Decodes a checked record's payload: known tag, rkyv validation.
+fn decode<'b>(buf: &'b [u8], raw: &RawRecord) -> Result<JournalEntry<'b>, ReadErrorKind> {
+    let Some(kind) = EntryKind::from_tag(raw.tag) else {
+        return Err(ReadErrorKind::UnknownTag { tag: raw.tag });
+    };
+    let payload = &buf[raw.payload.clone()];
+    let decoded = if payload.as_ptr().align_offset(format::RECORD_ALIGN) == 0 {
+        JournalEntry::decode_payload(raw.tag, payload)
+    } else {
+        let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
+        aligned.extend_from_slice(payload);
+        JournalEntry::decode_payload(raw.tag, &aligned).map(|e| e.map(JournalEntry::into_owned))
+    };
+    match decoded {
+        Ok(Some(entry)) => Ok(entry),
+        Ok(None) => Err(ReadErrorKind::UnknownTag { tag: raw.tag }),
+        Err(e) => Err(ReadErrorKind::InvalidPayload {
+            kind: kind.name(),
+            message: e.to_string(),
+        }),
     }
 }

@@ -42,11 +42,23 @@ pub enum Durability {
     GroupCommit(Duration),
 }
 
-/// Where a record landed: `[start, end)` byte offsets in the journal.
+/// Where a record landed: `[start, end)` byte offsets in the journal (for
+/// journals that hold entries rather than bytes: entry sequence numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordSpan {
     pub start: u64,
     pub end: u64,
+}
+
+impl RecordSpan {
+    /// The span of an entry that was accepted but not stored (a filter dropped
+    /// it, or the journal discards everything).
+    pub const NOT_STORED: RecordSpan = RecordSpan { start: 0, end: 0 };
+
+    /// False for [`RecordSpan::NOT_STORED`].
+    pub fn is_stored(&self) -> bool {
+        self.end > self.start
+    }
 }
 
 /// Batches larger than this are handed to the sink right away.
@@ -234,18 +246,8 @@ impl JournalWriter {
             });
         }
         let offset_in_batch = state.batch.len();
-        format::append_entry(&mut state.batch, entry).map_err(|e| match e {
-            EncodeError::Serialize(message) => JournalError::Encode {
-                journal: shared.name.clone(),
-                kind: entry.kind().name(),
-                message,
-            },
-            EncodeError::TooLarge(size) => JournalError::TooLarge {
-                journal: shared.name.clone(),
-                kind: entry.kind().name(),
-                size,
-            },
-        })?;
+        format::append_entry(&mut state.batch, entry)
+            .map_err(|e| encode_error(&shared.name, entry, e))?;
         let span = RecordSpan {
             start: state.batch_start + offset_in_batch as u64,
             end: state.batch_start + state.batch.len() as u64,
@@ -254,6 +256,41 @@ impl JournalWriter {
             state.drain(&shared.name)?;
         }
         Ok(span)
+    }
+
+    /// Appends several records contiguously: no other writer's record lands
+    /// between them, and they reach the sink in one write call (unless they
+    /// exceed the batch limit together, in which case they still go out
+    /// contiguously, in one call). On an encoding error none is written.
+    pub fn write_batch(
+        &self,
+        entries: &[JournalEntry<'_>],
+    ) -> Result<Vec<RecordSpan>, JournalError> {
+        let shared = &*self.shared;
+        let mut state = lock(&shared.state);
+        if let Some(message) = &state.failed {
+            return Err(JournalError::Poisoned {
+                journal: shared.name.clone(),
+                message: message.clone(),
+            });
+        }
+        let rollback_to = state.batch.len();
+        let mut spans = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let offset_in_batch = state.batch.len();
+            if let Err(e) = format::append_entry(&mut state.batch, entry) {
+                state.batch.truncate(rollback_to);
+                return Err(encode_error(&shared.name, entry, e));
+            }
+            spans.push(RecordSpan {
+                start: state.batch_start + offset_in_batch as u64,
+                end: state.batch_start + state.batch.len() as u64,
+            });
+        }
+        if state.batch.len() >= shared.batch_limit {
+            state.drain(&shared.name)?;
+        }
+        Ok(spans)
     }
 
     /// Hands every buffered record to the operating system (or the memory
@@ -345,6 +382,21 @@ impl JournalWriter {
     pub fn end_offset(&self) -> u64 {
         let state = lock(&self.shared.state);
         state.batch_start + state.batch.len() as u64
+    }
+}
+
+fn encode_error(name: &str, entry: &JournalEntry<'_>, error: EncodeError) -> JournalError {
+    match error {
+        EncodeError::Serialize(message) => JournalError::Encode {
+            journal: name.to_owned(),
+            kind: entry.kind().name(),
+            message,
+        },
+        EncodeError::TooLarge(size) => JournalError::TooLarge {
+            journal: name.to_owned(),
+            kind: entry.kind().name(),
+            size,
+        },
     }
 }
 
