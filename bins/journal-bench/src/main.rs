@@ -379,6 +379,17 @@ fn main() -> Result<()> {
         let wasnap = best_of(args.repeat, || {
             run_wasnap(&scratch.path().join("wasnap.journal"), &case.ops)
         })?;
+        if args.only_wasnap {
+            println!(
+                "{:<18} wasnap append {:.0} e/s {:.0} MB/s, read {:.0} e/s {:.0} MB/s",
+                case.name,
+                per_sec(count, wasnap.append),
+                per_sec(data_mb, wasnap.append),
+                per_sec(count, wasnap.read),
+                per_sec(data_mb, wasnap.read)
+            );
+            continue;
+        }
         let wasmer = best_of(args.repeat, || {
             run_wasmer(&scratch.path().join("wasmer.journal"), &case.ops)
         })?;

@@ -106,10 +106,20 @@ macro_rules! journal_entries {
             /// rkyv positions are taken relative to the start of `out`, so the
             /// payload is only valid when read back at an offset with the same
             /// alignment (modulo 8) as `out.len()` had here.
-            pub(crate) fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), rkyv::rancor::Error> {
+            /// `arena` is scratch space for rkyv, kept by the caller across
+            /// records so that encoding allocates nothing in steady state.
+            pub(crate) fn encode_payload(
+                &self,
+                out: &mut Vec<u8>,
+                arena: &mut rkyv::ser::allocator::Arena,
+            ) -> Result<(), rkyv::rancor::Error> {
                 match self {
                     $( JournalEntry::$name(v) => {
-                        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(v, &mut *out)?;
+                        rkyv::api::low::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+                            v,
+                            &mut *out,
+                            arena.acquire(),
+                        )?;
                     } )*
                 }
                 Ok(())
@@ -123,7 +133,7 @@ macro_rules! journal_entries {
             ) -> Result<Option<JournalEntry<'a>>, rkyv::rancor::Error> {
                 match tag {
                     $( $tag => {
-                        let archived = rkyv::access::<
+                        let archived = rkyv::api::low::access::<
                             <$name $(<$lt>)? as rkyv::Archive>::Archived,
                             rkyv::rancor::Error,
                         >(payload)?;

@@ -87,11 +87,15 @@ fn finish_record(out: &mut Vec<u8>, start: usize) {
 /// Appends `entry` as one record: a zero header, the rkyv payload serialized
 /// in place behind it, then the header backpatched with tag and size, padding
 /// and the trailer. On error `out` is left as it was.
-pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &JournalEntry<'_>) -> Result<(), EncodeError> {
+pub(crate) fn append_entry(
+    out: &mut Vec<u8>,
+    entry: &JournalEntry<'_>,
+    arena: &mut rkyv::ser::allocator::Arena,
+) -> Result<(), EncodeError> {
     let start = out.len();
     debug_assert_eq!(start % RECORD_ALIGN, 0, "records start 8-aligned");
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
-    if let Err(e) = entry.encode_payload(out) {
+    if let Err(e) = entry.encode_payload(out, arena) {
         out.truncate(start);
         return Err(EncodeError::Serialize(e.to_string()));
     }
@@ -123,26 +127,24 @@ enum Damage {
     BadTrailer,
 }
 
-fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
 }
 
+/// The magic as the little-endian word a reader sees at a record boundary.
+const MAGIC_WORD: u64 = u64::from_le_bytes(MAGIC);
+
 /// Checks the record at `pos`: length, checksum, trailer. Does not look at the
 /// tag's meaning or the payload's contents.
 fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
-    let available = (bytes.len() - pos) as u64;
-    if available < RECORD_HEADER_LEN as u64 {
+    let rest = &bytes[pos..];
+    let available = rest.len() as u64;
+    let Some(header_bytes) = rest.first_chunk::<RECORD_HEADER_LEN>() else {
         return Err(Damage::Tail(TailDamage::PartialHeader { available }));
-    }
-    let header = read_u64(bytes, pos);
+    };
+    let header = u64::from_le_bytes(*header_bytes);
     if header == 0 {
         return Err(Damage::Tail(TailDamage::ZeroHeader));
     }
@@ -154,21 +156,22 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
             available: available - RECORD_HEADER_LEN as u64,
         }));
     }
-    // Cannot overflow: record_len(size) <= available <= bytes.len().
-    let covered_end = pos + RECORD_HEADER_LEN + padded_len(size) as usize;
-    let stored = read_u32(bytes, covered_end);
-    let computed = crc32c::crc32c(&bytes[pos..covered_end]);
+    // Cannot overflow or go out of bounds: record_len(size) <= available.
+    let covered = RECORD_HEADER_LEN + padded_len(size) as usize;
+    let (checked, trailer) = rest[..covered + RECORD_TRAILER_LEN].split_at(covered);
+    let stored = read_u32(trailer, 0);
+    let computed = crc32c::crc32c(checked);
     if stored != computed {
         return Err(Damage::Tail(TailDamage::CrcMismatch { stored, computed }));
     }
-    if read_u32(bytes, covered_end + 4) != 0 {
+    if read_u32(trailer, 4) != 0 {
         return Err(Damage::BadTrailer);
     }
     Ok(RawRecord {
         start: pos,
         tag,
         payload: pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + size as usize,
-        end: covered_end + RECORD_TRAILER_LEN,
+        end: pos + covered + RECORD_TRAILER_LEN,
     })
 }
 
@@ -178,7 +181,7 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
 fn valid_data_follows(bytes: &[u8], from: usize) -> bool {
     let mut pos = from.next_multiple_of(RECORD_ALIGN);
     while pos + RECORD_HEADER_LEN <= bytes.len() {
-        let candidate = if bytes[pos..pos + 8] == MAGIC {
+        let candidate = if bytes[pos..pos + 8] == MAGIC[..] {
             pos + 8
         } else {
             pos
@@ -219,7 +222,10 @@ pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step
         }
         return Ok(Step::End);
     }
-    if rest >= MAGIC.len() && bytes[pos..pos + MAGIC.len()] == MAGIC {
+    let first_word = bytes[pos..]
+        .first_chunk::<8>()
+        .map(|w| u64::from_le_bytes(*w));
+    if first_word == Some(MAGIC_WORD) {
         if expect_header && pos != 0 {
             return Err(ReadErrorKind::MisplacedHeader);
         }

@@ -17,7 +17,7 @@ use crate::error::{JournalError, ReadError};
 use crate::format;
 use crate::reader::{map_file, JournalReader, LogRecord, Recovery};
 use crate::store::MemoryStore;
-use crate::writer::{Durability, JournalWriter, RecordSpan, Sink};
+use crate::writer::{Durability, JournalWriter, RecordSpan};
 
 /// Something entries can be written to.
 pub trait WriteJournal: Send + Sync {
@@ -148,12 +148,10 @@ impl Journal {
         let read_file = file
             .try_clone()
             .map_err(io_error("cannot duplicate the journal's handle"))?;
-        let tx = JournalWriter::new(
+        let tx = JournalWriter::new_file(
             path.display().to_string(),
-            Sink::File {
-                file,
-                path: PathBuf::from(path),
-            },
+            file,
+            PathBuf::from(path),
             end,
             prefix,
             options.durability,

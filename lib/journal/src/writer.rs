@@ -1,21 +1,31 @@
 //! The write half (tx) of a journal.
 //!
 //! Records are serialized into an in-memory batch, backpatched there, and
-//! handed to the sink with one write call per batch. The handle is an `Arc`:
-//! cheap to clone, and shared between threads. One mutex guards the batch, so
-//! records from concurrent writers never interleave.
+//! handed to the sink a batch at a time. For a file, a dedicated I/O thread
+//! performs the `write` calls (one per batch), so serializing and checksumming
+//! the next batch overlaps writing the previous one; the two batch buffers
+//! are recycled between the threads. The handle is an `Arc`: cheap to clone,
+//! and shared between threads. One mutex guards the batch, so records from
+//! concurrent writers never interleave.
 //!
 //! Invariants:
-//! - `batch_start` is the sink offset of `batch[0]`; the sink holds exactly
-//!   the bytes before it;
-//! - after a failed sink write the writer is poisoned: it accepts no more
-//!   records, so nothing is ever written behind a hole.
+//! - `batch_start` is the sink offset of `batch[0]`: every byte before it has
+//!   been handed to the sink (for a file: queued to the I/O thread, which
+//!   writes batches in the order they were queued);
+//! - `IoProgress::written` is the file offset up to which the I/O thread has
+//!   written; `flush` waits for it to reach `batch_start`;
+//! - after a failed write the writer is poisoned: it accepts no more records,
+//!   so nothing is ever written behind a hole.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+use rkyv::ser::allocator::Arena;
 
 use crate::entry::JournalEntry;
 use crate::error::JournalError;
@@ -30,15 +40,14 @@ pub enum Durability {
     /// `flush`, and when the last handle is dropped. Fastest; a crash loses
     /// the unflushed batch.
     None,
-    /// `commit` hands the batch to the operating system (one write call).
-    /// Survives a crash of the process, not of the machine.
+    /// `commit` hands every record to the operating system and waits until it
+    /// has them. Survives a crash of the process, not of the machine.
     #[default]
     Flush,
-    /// `commit` writes the batch and waits for `fdatasync`.
+    /// `commit` writes and waits for `fdatasync`.
     Fsync,
-    /// `commit` writes the batch and waits for a background thread that
-    /// `fdatasync`s at most once per interval, so concurrent committers share
-    /// one sync.
+    /// `commit` writes and waits for a background thread that `fdatasync`s
+    /// at most once per interval, so concurrent committers share one sync.
     GroupCommit(Duration),
 }
 
@@ -64,9 +73,91 @@ impl RecordSpan {
 /// Batches larger than this are handed to the sink right away.
 pub const DEFAULT_BATCH_LIMIT: usize = 256 * 1024;
 
+/// Batches queued to the I/O thread beyond the one it is writing.
+const IO_QUEUE_DEPTH: usize = 1;
+
+/// How far the I/O thread got, shared with every waiter.
 #[derive(Debug)]
-pub(crate) enum Sink {
-    File { file: File, path: PathBuf },
+struct IoProgress {
+    status: Mutex<IoStatus>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct IoStatus {
+    written: u64,
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl IoProgress {
+    /// Waits until everything before `target` is written, or a write failed.
+    fn wait(&self, target: u64) -> Result<(), (std::io::ErrorKind, String)> {
+        let mut status = lock(&self.status);
+        loop {
+            if let Some(failed) = &status.failed {
+                return Err(failed.clone());
+            }
+            if status.written >= target {
+                return Ok(());
+            }
+            status = self
+                .changed
+                .wait(status)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn failed(&self) -> Option<(std::io::ErrorKind, String)> {
+        lock(&self.status).failed.clone()
+    }
+}
+
+/// The file's writing thread and the channels to it.
+#[derive(Debug)]
+struct IoThread {
+    jobs: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl IoThread {
+    fn spawn(mut file: File, progress: Arc<IoProgress>) -> std::io::Result<Self> {
+        let (jobs, queued) = mpsc::sync_channel::<Vec<u8>>(IO_QUEUE_DEPTH);
+        let (recycle, spare) = mpsc::channel::<Vec<u8>>();
+        let handle = std::thread::Builder::new()
+            .name("wasnap-journal-io".to_owned())
+            .spawn(move || {
+                let mut healthy = true;
+                for mut batch in queued {
+                    if healthy {
+                        let result = file.write_all(&batch);
+                        let mut status = lock(&progress.status);
+                        match result {
+                            Ok(()) => status.written += batch.len() as u64,
+                            Err(e) => {
+                                status.failed = Some((e.kind(), e.to_string()));
+                                healthy = false;
+                            }
+                        }
+                        progress.changed.notify_all();
+                    }
+                    batch.clear();
+                    // The writer may be gone already; then the buffer is freed.
+                    let _ = recycle.send(batch);
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            spare,
+            handle: Some(handle),
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Output {
+    Io(IoThread),
+    #[allow(dead_code)] // memory journals construct their writer directly
     Memory(Arc<MemoryStore>),
 }
 
@@ -74,8 +165,18 @@ pub(crate) enum Sink {
 struct State {
     batch: Vec<u8>,
     batch_start: u64,
-    sink: Sink,
+    output: Output,
+    arena: ScratchArena,
     failed: Option<String>,
+}
+
+/// rkyv's scratch space, kept across records (rkyv's `Arena` has no `Debug`).
+struct ScratchArena(Arena);
+
+impl std::fmt::Debug for ScratchArena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScratchArena")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,10 +191,13 @@ struct GroupState {
 #[derive(Debug)]
 struct Shared {
     name: String,
+    path: Option<PathBuf>,
     durability: Durability,
     batch_limit: usize,
     state: Mutex<State>,
-    /// A second handle on the file, for syncing without holding `state`.
+    /// For a file: the I/O thread's progress.
+    progress: Option<Arc<IoProgress>>,
+    /// For a file: a second handle, for syncing without holding `state`.
     sync_file: Option<File>,
     group: Mutex<GroupState>,
     group_done: Condvar,
@@ -110,118 +214,122 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    /// Hands the batch to the sink. Poisons the writer on failure.
-    fn drain(&mut self, name: &str) -> Result<(), JournalError> {
-        if let Some(message) = &self.failed {
-            return Err(JournalError::Poisoned {
+    fn poisoned(&self, name: &str) -> Result<(), JournalError> {
+        match &self.failed {
+            Some(message) => Err(JournalError::Poisoned {
                 journal: name.to_owned(),
                 message: message.clone(),
-            });
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the batch to the sink and returns the offset everything before
+    /// which has been handed over. For a file this queues the batch to the
+    /// I/O thread (blocking only while the queue is full).
+    fn drain(&mut self, name: &str, progress: Option<&IoProgress>) -> Result<u64, JournalError> {
+        self.poisoned(name)?;
+        if let Some((_, message)) = progress.and_then(IoProgress::failed) {
+            self.failed = Some(message);
+            return self.poisoned(name).map(|()| self.batch_start);
         }
         if self.batch.is_empty() {
-            return Ok(());
+            return Ok(self.batch_start);
         }
-        match &mut self.sink {
-            Sink::File { file, path } => {
-                if let Err(source) = file.write_all(&self.batch) {
-                    self.failed = Some(source.to_string());
-                    return Err(JournalError::Io {
-                        path: path.clone(),
-                        what: "cannot append to the journal",
-                        source,
-                    });
+        let len = self.batch.len() as u64;
+        match &mut self.output {
+            Output::Memory(store) => {
+                store.append(&self.batch);
+                self.batch.clear();
+            }
+            Output::Io(io) => {
+                let next = io
+                    .spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(DEFAULT_BATCH_LIMIT + 4096));
+                let full = std::mem::replace(&mut self.batch, next);
+                let sent = io.jobs.as_ref().map(|jobs| jobs.send(full));
+                if !matches!(sent, Some(Ok(()))) {
+                    self.failed = Some("the journal's I/O thread stopped".to_owned());
+                    return self.poisoned(name).map(|()| self.batch_start);
                 }
             }
-            Sink::Memory(store) => store.append(&self.batch),
         }
-        self.batch_start += self.batch.len() as u64;
-        self.batch.clear();
+        self.batch_start += len;
         // A single huge record should not pin its buffer forever.
         if self.batch.capacity() > 16 * DEFAULT_BATCH_LIMIT {
             self.batch.shrink_to(DEFAULT_BATCH_LIMIT);
         }
-        Ok(())
+        Ok(self.batch_start)
     }
 }
 
 impl JournalWriter {
-    /// A writer appending to `sink`, whose current length is `sink_len`.
-    /// `prefix` (a magic and header for a new journal) is queued first.
     /// A writer appending to a memory store. Memory needs no syncing, so the
     /// durability mode is `Flush` (commit makes records visible to readers).
     pub(crate) fn new_memory(store: Arc<MemoryStore>, prefix: Vec<u8>) -> Self {
         let len = store.len() as u64;
-        Self::build(
+        let shared = Shared::new(
             crate::MEMORY_NAME.to_owned(),
-            Sink::Memory(store),
+            None,
+            Output::Memory(store),
             len,
             prefix,
             Durability::Flush,
             None,
-        )
+            None,
+        );
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
-    pub(crate) fn new(
+    /// A writer appending to `file` (at `path`), whose current length is
+    /// `sink_len` and whose position is at its end. `prefix` (a magic and
+    /// header for a new journal) is queued first.
+    pub(crate) fn new_file(
         name: String,
-        sink: Sink,
+        file: File,
+        path: PathBuf,
         sink_len: u64,
         prefix: Vec<u8>,
         durability: Durability,
     ) -> Result<Self, JournalError> {
-        let sync_file = match &sink {
-            Sink::File { file, path }
-                if matches!(durability, Durability::Fsync | Durability::GroupCommit(_)) =>
-            {
-                Some(file.try_clone().map_err(|source| JournalError::Io {
-                    path: path.clone(),
-                    what: "cannot duplicate the journal's handle",
-                    source,
-                })?)
-            }
+        let io_error = |what: &'static str| {
+            let path = path.clone();
+            move |source| JournalError::Io { path, what, source }
+        };
+        let sync_file = match durability {
+            Durability::Fsync | Durability::GroupCommit(_) => Some(
+                file.try_clone()
+                    .map_err(io_error("cannot duplicate the journal's handle"))?,
+            ),
             _ => None,
         };
-        let writer = Self::build(name, sink, sink_len, prefix, durability, sync_file);
-        if let Durability::GroupCommit(interval) = durability {
-            spawn_group_committer(Arc::downgrade(&writer.shared), interval).map_err(|source| {
-                JournalError::Io {
-                    path: PathBuf::from(writer.name()),
-                    what: "cannot start the group-commit thread",
-                    source,
-                }
-            })?;
-        }
-        Ok(writer)
-    }
-
-    fn build(
-        name: String,
-        sink: Sink,
-        sink_len: u64,
-        prefix: Vec<u8>,
-        durability: Durability,
-        sync_file: Option<File>,
-    ) -> Self {
-        let mut batch = Vec::with_capacity(DEFAULT_BATCH_LIMIT + 4096);
-        batch.extend_from_slice(&prefix);
-        let shared = Arc::new(Shared {
-            name,
-            durability,
-            batch_limit: DEFAULT_BATCH_LIMIT,
-            state: Mutex::new(State {
-                batch,
-                batch_start: sink_len,
-                sink,
+        let progress = Arc::new(IoProgress {
+            status: Mutex::new(IoStatus {
+                written: sink_len,
                 failed: None,
             }),
-            sync_file,
-            group: Mutex::new(GroupState {
-                requested: 0,
-                synced: sink_len,
-                failed: None,
-            }),
-            group_done: Condvar::new(),
+            changed: Condvar::new(),
         });
-        Self { shared }
+        let io = IoThread::spawn(file, Arc::clone(&progress))
+            .map_err(io_error("cannot start the journal's I/O thread"))?;
+        let shared = Arc::new(Shared::new(
+            name,
+            Some(path.clone()),
+            Output::Io(io),
+            sink_len,
+            prefix,
+            durability,
+            Some(progress),
+            sync_file,
+        ));
+        if let Durability::GroupCommit(interval) = durability {
+            spawn_group_committer(Arc::downgrade(&shared), interval)
+                .map_err(io_error("cannot start the group-commit thread"))?;
+        }
+        Ok(Self { shared })
     }
 
     /// The journal's name in messages.
@@ -238,47 +346,38 @@ impl JournalWriter {
     /// batch; it reaches the sink when the batch fills or on commit/flush.
     pub fn write(&self, entry: &JournalEntry<'_>) -> Result<RecordSpan, JournalError> {
         let shared = &*self.shared;
-        let mut state = lock(&shared.state);
-        if let Some(message) = &state.failed {
-            return Err(JournalError::Poisoned {
-                journal: shared.name.clone(),
-                message: message.clone(),
-            });
-        }
+        let mut guard = lock(&shared.state);
+        let state = &mut *guard;
+        state.poisoned(&shared.name)?;
         let offset_in_batch = state.batch.len();
-        format::append_entry(&mut state.batch, entry)
+        format::append_entry(&mut state.batch, entry, &mut state.arena.0)
             .map_err(|e| encode_error(&shared.name, entry, e))?;
         let span = RecordSpan {
             start: state.batch_start + offset_in_batch as u64,
             end: state.batch_start + state.batch.len() as u64,
         };
         if state.batch.len() >= shared.batch_limit {
-            state.drain(&shared.name)?;
+            state.drain(&shared.name, shared.progress.as_deref())?;
         }
         Ok(span)
     }
 
     /// Appends several records contiguously: no other writer's record lands
-    /// between them, and they reach the sink in one write call (unless they
-    /// exceed the batch limit together, in which case they still go out
-    /// contiguously, in one call). On an encoding error none is written.
+    /// between them, and they are handed to the sink together, in one batch
+    /// (one write call for a file). On an encoding error none is written.
     pub fn write_batch(
         &self,
         entries: &[JournalEntry<'_>],
     ) -> Result<Vec<RecordSpan>, JournalError> {
         let shared = &*self.shared;
-        let mut state = lock(&shared.state);
-        if let Some(message) = &state.failed {
-            return Err(JournalError::Poisoned {
-                journal: shared.name.clone(),
-                message: message.clone(),
-            });
-        }
+        let mut guard = lock(&shared.state);
+        let state = &mut *guard;
+        state.poisoned(&shared.name)?;
         let rollback_to = state.batch.len();
         let mut spans = Vec::with_capacity(entries.len());
         for entry in entries {
             let offset_in_batch = state.batch.len();
-            if let Err(e) = format::append_entry(&mut state.batch, entry) {
+            if let Err(e) = format::append_entry(&mut state.batch, entry, &mut state.arena.0) {
                 state.batch.truncate(rollback_to);
                 return Err(encode_error(&shared.name, entry, e));
             }
@@ -288,33 +387,73 @@ impl JournalWriter {
             });
         }
         if state.batch.len() >= shared.batch_limit {
-            state.drain(&shared.name)?;
+            state.drain(&shared.name, shared.progress.as_deref())?;
         }
         Ok(spans)
     }
 
     /// Hands every buffered record to the operating system (or the memory
-    /// store), whatever the durability mode.
+    /// store), whatever the durability mode, and waits until it has them.
     pub fn flush(&self) -> Result<(), JournalError> {
-        lock(&self.shared.state).drain(&self.shared.name)
+        let target = self.drain()?;
+        self.wait_written(target)
     }
 
     /// Flushes and waits for the data to reach the disk.
     pub fn sync(&self) -> Result<(), JournalError> {
         self.flush()?;
-        self.sync_data()
+        self.sync_data(self.end_offset())
     }
 
-    fn sync_data(&self) -> Result<(), JournalError> {
-        let state = lock(&self.shared.state);
-        match &state.sink {
-            Sink::File { file, path } => file.sync_data().map_err(|source| JournalError::Io {
-                path: path.clone(),
-                what: "cannot sync the journal",
-                source,
-            }),
-            Sink::Memory(_) => Ok(()),
+    fn drain(&self) -> Result<u64, JournalError> {
+        lock(&self.shared.state).drain(&self.shared.name, self.shared.progress.as_deref())
+    }
+
+    fn wait_written(&self, target: u64) -> Result<(), JournalError> {
+        let Some(progress) = &self.shared.progress else {
+            return Ok(());
+        };
+        progress.wait(target).map_err(|(kind, message)| {
+            lock(&self.shared.state).failed = Some(message.clone());
+            self.io_error(
+                "cannot append to the journal",
+                std::io::Error::new(kind, message),
+            )
+        })
+    }
+
+    fn io_error(&self, what: &'static str, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self
+                .shared
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&self.shared.name)),
+            what,
+            source,
         }
+    }
+
+    /// Syncs through the spare handle, without holding the batch lock, and
+    /// records that everything before `target` is on disk.
+    fn sync_data(&self, target: u64) -> Result<(), JournalError> {
+        let file = match (&self.shared.sync_file, &self.shared.path) {
+            (Some(file), _) => file,
+            // Flush/None modes on a file: open a handle just for this call.
+            (None, Some(path)) => {
+                let file =
+                    File::open(path).map_err(|e| self.io_error("cannot sync the journal", e))?;
+                file.sync_data()
+                    .map_err(|e| self.io_error("cannot sync the journal", e))?;
+                return Ok(());
+            }
+            (None, None) => return Ok(()),
+        };
+        file.sync_data()
+            .map_err(|e| self.io_error("cannot sync the journal", e))?;
+        let mut group = lock(&self.shared.group);
+        group.synced = group.synced.max(target);
+        Ok(())
     }
 
     /// Makes every record written so far as durable as the mode promises.
@@ -323,37 +462,16 @@ impl JournalWriter {
             Durability::None => Ok(()),
             Durability::Flush => self.flush(),
             Durability::Fsync => {
-                let target = {
-                    let mut state = lock(&self.shared.state);
-                    state.drain(&self.shared.name)?;
-                    state.batch_start
-                };
-                self.sync_to(target)
+                let target = self.drain()?;
+                self.wait_written(target)?;
+                self.sync_data(target)
             }
             Durability::GroupCommit(_) => {
-                let target = {
-                    let mut state = lock(&self.shared.state);
-                    state.drain(&self.shared.name)?;
-                    state.batch_start
-                };
+                let target = self.drain()?;
+                self.wait_written(target)?;
                 self.wait_for_group(target)
             }
         }
-    }
-
-    /// Syncs through the spare handle, without holding the batch lock.
-    fn sync_to(&self, target: u64) -> Result<(), JournalError> {
-        let Some(file) = &self.shared.sync_file else {
-            return Ok(());
-        };
-        file.sync_data().map_err(|source| JournalError::Io {
-            path: PathBuf::from(&self.shared.name),
-            what: "cannot sync the journal",
-            source,
-        })?;
-        let mut group = lock(&self.shared.group);
-        group.synced = group.synced.max(target);
-        Ok(())
     }
 
     fn wait_for_group(&self, target: u64) -> Result<(), JournalError> {
@@ -385,6 +503,44 @@ impl JournalWriter {
     }
 }
 
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: String,
+        path: Option<PathBuf>,
+        output: Output,
+        sink_len: u64,
+        prefix: Vec<u8>,
+        durability: Durability,
+        progress: Option<Arc<IoProgress>>,
+        sync_file: Option<File>,
+    ) -> Self {
+        let mut batch = Vec::with_capacity(DEFAULT_BATCH_LIMIT + 4096);
+        batch.extend_from_slice(&prefix);
+        Shared {
+            name,
+            path,
+            durability,
+            batch_limit: DEFAULT_BATCH_LIMIT,
+            state: Mutex::new(State {
+                batch,
+                batch_start: sink_len,
+                output,
+                arena: ScratchArena(Arena::new()),
+                failed: None,
+            }),
+            progress,
+            sync_file,
+            group: Mutex::new(GroupState {
+                requested: 0,
+                synced: sink_len,
+                failed: None,
+            }),
+            group_done: Condvar::new(),
+        }
+    }
+}
+
 fn encode_error(name: &str, entry: &JournalEntry<'_>, error: EncodeError) -> JournalError {
     match error {
         EncodeError::Serialize(message) => JournalError::Encode {
@@ -410,29 +566,24 @@ fn spawn_group_committer(shared: Weak<Shared>, interval: Duration) -> std::io::R
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let requested = lock(&shared.group).requested;
-            if requested <= lock(&shared.group).synced {
+            let pending = {
+                let group = lock(&shared.group);
+                group.requested > group.synced
+            };
+            if !pending {
                 continue;
             }
-            let outcome = {
-                let mut state = lock(&shared.state);
-                state.drain(&shared.name).map(|()| state.batch_start)
-            }
-            .and_then(|target| match &shared.sync_file {
-                Some(file) => file
-                    .sync_data()
-                    .map(|()| target)
-                    .map_err(|e| JournalError::Io {
-                        path: PathBuf::from(&shared.name),
-                        what: "cannot sync the journal",
-                        source: e,
-                    }),
-                None => Ok(target),
+            let writer = JournalWriter {
+                shared: Arc::clone(&shared),
+            };
+            let outcome = writer.flush().and_then(|()| {
+                let target = writer.end_offset();
+                writer.sync_data(target)
             });
+            drop(writer);
             let mut group = lock(&shared.group);
-            match outcome {
-                Ok(target) => group.synced = group.synced.max(target),
-                Err(e) => group.failed = Some(e.to_string()),
+            if let Err(e) = outcome {
+                group.failed = Some(e.to_string());
             }
             shared.group_done.notify_all();
         })
@@ -441,9 +592,23 @@ fn spawn_group_committer(shared: Weak<Shared>, interval: Duration) -> std::io::R
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        let name = self.name.clone();
+        let progress = self.progress.clone();
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = state.drain(&self.name) {
+        let drained = state.drain(&name, progress.as_deref());
+        if let Output::Io(io) = &mut state.output {
+            // Closing the queue ends the I/O thread once it has written
+            // everything queued.
+            io.jobs.take();
+            if let Some(handle) = io.handle.take() {
+                let _ = handle.join();
+            }
+        }
+        let failed = progress.as_deref().and_then(IoProgress::failed);
+        if let Err(e) = drained {
             tracing::error!(error = %e, "records lost: the journal could not be flushed on close");
+        } else if let Some((_, message)) = failed {
+            tracing::error!(journal = %name, error = %message, "records lost: the journal could not be written on close");
         }
     }
 }
