@@ -1,26 +1,28 @@
 //! The wasnap command line.
 
-mod inspect;
+mod commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 /// Exit codes, shared by every subcommand.
 pub mod exit {
-    /// Success: the journal is intact.
+    /// Success.
     pub const OK: u8 = 0;
-    /// The journal is damaged or invalid (the message names the offset).
+    /// The input is damaged or invalid (the message names the offset or line).
     pub const DAMAGED: u8 = 1;
-    /// Usage error, or the journal could not be opened (missing, unreadable).
+    /// Usage error, or a file could not be opened, read or written.
     pub const ERROR: u8 = 2;
 }
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (for verify: every record is intact)
-  1  the journal is damaged or is not a journal; the message names the offset
-  2  usage error, or the file could not be opened";
+  1  the input is damaged or is not a journal; the message names the offset
+     (or the line, for import), and nothing was written
+  2  usage error, or a file could not be opened, read or written";
 
 /// Run WebAssembly programs that use WASI, journal their effects, and work
 /// with journals.
@@ -33,7 +35,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Look inside journals.
+    /// Inspect, verify, convert, filter and repair journals.
     #[command(subcommand)]
     Journal(JournalCommand),
 }
@@ -44,33 +46,172 @@ enum JournalCommand {
     /// kind, snapshots.
     #[command(after_help = EXIT_CODES)]
     Inspect {
-        /// The journal file (never created or modified).
+        /// The journal (never created or modified).
         path: PathBuf,
-        /// List every record with its offset.
+        /// List every record with its offset and length.
         #[arg(long)]
         entries: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Check every record of a journal: exit 0 when intact; otherwise name the
-    /// first bad offset and what is wrong.
+    /// Check every record: exit 0 when intact; otherwise name the first bad
+    /// offset and what is wrong.
     #[command(after_help = EXIT_CODES)]
     Verify {
-        /// The journal file (never created or modified).
+        /// The journal (never created or modified).
         path: PathBuf,
+    },
+    /// Write every entry as JSON Lines (one entry per line, byte strings in
+    /// base64), to standard output or a file.
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        /// The journal (never created or modified).
+        path: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build a journal from JSON Lines as written by `export`. Every line is
+    /// checked before anything is written.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// The JSON Lines file, or `-` for standard input.
+        input: PathBuf,
+        /// The journal to create.
+        destination: PathBuf,
+        /// Replace the destination if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy a journal without some categories of entries.
+    #[command(after_help = EXIT_CODES)]
+    Filter {
+        /// The journal to read.
+        source: PathBuf,
+        /// The journal to create (written to a temporary file, then renamed).
+        destination: PathBuf,
+        /// Categories to drop: core, memory, threads, snapshots, filesystem,
+        /// stdio, network, inputs.
+        #[arg(long, num_args = 1.., required = true, value_name = "CATEGORY")]
+        drop: Vec<String>,
+        /// Replace the destination if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Cut off a torn tail left by a crash. Corruption in the middle of the
+    /// journal is refused unless --truncate-at-corruption.
+    #[command(after_help = EXIT_CODES)]
+    Repair {
+        /// The journal to repair in place.
+        path: PathBuf,
+        /// Also drop everything from the first corrupt record on.
+        #[arg(long)]
+        truncate_at_corruption: bool,
+    },
+    /// Print records; with --follow, keep printing those a running program
+    /// appends.
+    #[command(after_help = EXIT_CODES)]
+    Tail {
+        /// The journal (never created or modified).
+        path: PathBuf,
+        /// Keep waiting for new records.
+        #[arg(short, long)]
+        follow: bool,
+        /// Print JSON Lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Remember the position in this file, so that a restarted tail
+        /// continues without repeating or skipping records, across appends
+        /// and across a compaction that replaces the journal.
+        #[arg(long, value_name = "FILE")]
+        watermark: Option<PathBuf>,
+        /// How often --follow looks for new records, in milliseconds.
+        #[arg(long, default_value_t = 100, value_name = "MS")]
+        interval: u64,
+    },
+    /// Extract state from a journal.
+    #[command(subcommand)]
+    Extract(ExtractCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExtractCommand {
+    /// Write the linear memory image as of a snapshot.
+    #[command(after_help = EXIT_CODES)]
+    Memory {
+        /// The journal (never created or modified).
+        path: PathBuf,
+        /// The file to write the image to.
+        output: PathBuf,
+        /// Which snapshot, counting from 1 in journal order (default: the last).
+        #[arg(long, value_name = "N")]
+        snapshot: Option<usize>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASNAP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Journal(JournalCommand::Inspect {
+    let Command::Journal(command) = cli.command;
+    let outcome = match command {
+        JournalCommand::Inspect {
             path,
             entries,
             json,
-        }) => inspect::inspect(&path, entries, json),
-        Command::Journal(JournalCommand::Verify { path }) => inspect::verify(&path),
+        } => commands::inspect::inspect(&path, entries, json),
+        JournalCommand::Verify { path } => commands::inspect::verify(&path),
+        JournalCommand::Export {
+            path,
+            output,
+            force,
+        } => commands::export::export(&path, output.as_deref(), force),
+        JournalCommand::Import {
+            input,
+            destination,
+            force,
+        } => commands::export::import(&input, &destination, force),
+        JournalCommand::Filter {
+            source,
+            destination,
+            drop,
+            force,
+        } => commands::filter::filter(&source, &destination, &drop, force),
+        JournalCommand::Repair {
+            path,
+            truncate_at_corruption,
+        } => commands::repair::repair(&path, truncate_at_corruption),
+        JournalCommand::Tail {
+            path,
+            follow,
+            json,
+            watermark,
+            interval,
+        } => commands::tail::tail(
+            &path,
+            follow,
+            json,
+            watermark.as_deref(),
+            Duration::from_millis(interval),
+        ),
+        JournalCommand::Extract(ExtractCommand::Memory {
+            path,
+            output,
+            snapshot,
+            force,
+        }) => commands::extract::extract_memory(&path, &output, snapshot, force),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

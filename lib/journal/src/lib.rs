@@ -22,6 +22,7 @@ mod error;
 pub mod field;
 mod format;
 mod journal;
+pub mod memory;
 mod reader;
 mod store;
 mod writer;

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
-use wasnap_journal::{
-    EntryKind, JournalEntry, JournalError, JournalReader, ReadError, SnapshotTrigger,
-};
+use wasnap_journal::{EntryKind, JournalEntry, ReadError, SnapshotTrigger};
 
+use super::open_reader;
 use crate::exit;
 
 /// Entries and record bytes of one kind.
@@ -32,24 +31,12 @@ struct Summary {
     error: Option<ReadError>,
 }
 
-/// Opens a journal for reading. Opening errors (a missing file) are plain
-/// errors; bad bytes are reported by the pass itself.
-fn open(path: &Path) -> Result<JournalReader> {
-    match JournalReader::open(path) {
-        Ok(reader) => Ok(reader),
-        Err(JournalError::Io { source, .. }) => {
-            Err(source).with_context(|| format!("cannot open journal {}", path.display()))
-        }
-        Err(other) => Err(other.into()),
-    }
-}
-
 /// Reads every record, calling `each` on it, and tallies what it saw.
 fn scan(
     path: &Path,
     mut each: impl FnMut(u64, u64, &JournalEntry<'_>) -> Result<()>,
 ) -> Result<Summary> {
-    let mut reader = open(path)?;
+    let mut reader = open_reader(path)?;
     let mut summary = Summary {
         file_len: reader.buffer().len() as u64,
         ..Summary::default()

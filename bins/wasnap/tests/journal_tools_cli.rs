@@ -1,0 +1,421 @@
+//! `wasnap journal export|import|filter|repair|tail|extract`, end to end.
+#![allow(clippy::unwrap_used)]
+
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wasnap_journal::memory::compressed_region;
+use wasnap_journal::{
+    FileDescriptorWriteV1, Journal, JournalEntry, JournalOptions, JournalReader,
+    ResumedFromSnapshotV1, SnapshotV1, UpdateMemoryRegionV1, WriteJournal,
+};
+
+fn golden() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v1-all-entries.journal")
+}
+
+fn wasnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn entries_of(path: &Path) -> Vec<JournalEntry<'static>> {
+    let mut reader = JournalReader::open(path).unwrap();
+    reader
+        .read_all_owned()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect()
+}
+
+fn write(fd: u32, offset: u64, data: &str) -> JournalEntry<'static> {
+    FileDescriptorWriteV1 {
+        fd,
+        offset,
+        data: Cow::Owned(data.as_bytes().to_vec()),
+    }
+    .into()
+}
+
+fn append(path: &Path, entries: &[JournalEntry<'_>]) {
+    let journal = Journal::open(path, JournalOptions::default()).unwrap();
+    for entry in entries {
+        journal.write(entry).unwrap();
+    }
+    journal.commit().unwrap();
+}
+
+#[test]
+fn export_import_export_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.jsonl");
+    let rebuilt = dir.path().join("rebuilt.journal");
+    let second = dir.path().join("second.jsonl");
+    assert_eq!(
+        wasnap(&["journal", "export", s(&golden()), "-o", s(&first)])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = wasnap(&["journal", "import", s(&first), s(&rebuilt)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        wasnap(&["journal", "export", s(&rebuilt), "-o", s(&second)])
+            .status
+            .code(),
+        Some(0)
+    );
+    let (a, b) = (
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap(),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    assert_eq!(entries_of(&rebuilt), entries_of(&golden()));
+    // Stdout export is the same bytes.
+    assert_eq!(wasnap(&["journal", "export", s(&golden())]).stdout, a);
+}
+
+#[test]
+fn import_refuses_a_bad_line_by_number_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.jsonl");
+    let good = write(3, 0, "ok").to_json().to_string();
+    std::fs::write(
+        &input,
+        format!("{good}\n{{\"type\":\"CloseFileDescriptorV1\"}}\n"),
+    )
+    .unwrap();
+    let destination = dir.path().join("out.journal");
+    let out = wasnap(&["journal", "import", s(&input), s(&destination)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.jsonl:2:") && stderr.contains("\"fd\""),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "temporary files were left behind");
+}
+
+#[test]
+fn filter_drops_categories_and_guards_its_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let destination = dir.path().join("filtered.journal");
+    let out = wasnap(&[
+        "journal",
+        "filter",
+        s(&golden()),
+        s(&destination),
+        "--drop",
+        "memory",
+        "threads",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let kept = entries_of(&destination);
+    let expected: Vec<_> = entries_of(&golden())
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e.category(),
+                wasnap_journal::Category::Memory | wasnap_journal::Category::Threads
+            )
+        })
+        .collect();
+    assert_eq!(kept, expected);
+    assert!(text(&out.stderr).contains(&format!("kept {} of", expected.len())));
+
+    let again = wasnap(&[
+        "journal",
+        "filter",
+        s(&golden()),
+        s(&destination),
+        "--drop",
+        "memory",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"));
+
+    let bogus = wasnap(&[
+        "journal",
+        "filter",
+        s(&golden()),
+        s(&dir.path().join("x")),
+        "--drop",
+        "bogus",
+    ]);
+    assert_eq!(bogus.status.code(), Some(2));
+    assert!(text(&bogus.stderr).contains("unknown category \"bogus\""));
+    assert!(!dir.path().join("x").exists());
+
+    let missing = wasnap(&[
+        "journal",
+        "filter",
+        s(&dir.path().join("nope")),
+        s(&dir.path().join("y")),
+        "--drop",
+        "memory",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(!dir.path().join("nope").exists() && !dir.path().join("y").exists());
+}
+
+#[test]
+fn repair_cuts_a_torn_tail_and_refuses_corruption_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(golden()).unwrap();
+    let all = entries_of(&golden());
+
+    let torn = dir.path().join("torn.journal");
+    std::fs::write(&torn, &bytes[..bytes.len() - 3]).unwrap();
+    let out = wasnap(&["journal", "repair", s(&torn)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("torn tail"));
+    assert_eq!(
+        wasnap(&["journal", "verify", s(&torn)]).status.code(),
+        Some(0)
+    );
+    assert_eq!(entries_of(&torn), all[..all.len() - 1]);
+    // Repairing an intact journal changes nothing.
+    let before = std::fs::read(&torn).unwrap();
+    assert_eq!(
+        wasnap(&["journal", "repair", s(&torn)]).status.code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read(&torn).unwrap(), before);
+
+    let corrupt = dir.path().join("corrupt.journal");
+    let mut reader = JournalReader::open(golden()).unwrap();
+    let third = reader.read_all_owned().unwrap()[2].start as usize;
+    let mut damaged = bytes.clone();
+    damaged[third + 9] ^= 0x55;
+    std::fs::write(&corrupt, &damaged).unwrap();
+    let out = wasnap(&["journal", "repair", s(&corrupt)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--truncate-at-corruption"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&corrupt).unwrap(),
+        damaged,
+        "refused repair modified the file"
+    );
+    let out = wasnap(&["journal", "repair", s(&corrupt), "--truncate-at-corruption"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(entries_of(&corrupt), all[..2]);
+
+    let not_journal = dir.path().join("notes.txt");
+    std::fs::write(&not_journal, "plain text, long enough to look at").unwrap();
+    let out = wasnap(&[
+        "journal",
+        "repair",
+        s(&not_journal),
+        "--truncate-at-corruption",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(&not_journal).unwrap(),
+        b"plain text, long enough to look at"
+    );
+}
+
+fn tail_offsets(path: &Path, watermark: &Path) -> Vec<serde_json::Value> {
+    let out = wasnap(&[
+        "journal",
+        "tail",
+        s(path),
+        "--json",
+        "--watermark",
+        s(watermark),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"].clone())
+        .collect()
+}
+
+#[test]
+fn tail_with_a_watermark_neither_repeats_nor_skips_across_appends_and_a_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("live.journal");
+    let watermark = dir.path().join("tail.mark");
+    let batch = |from: u64, to: u64| {
+        (from..to)
+            .map(|i| write(3, i, &format!("line {i}")))
+            .collect::<Vec<_>>()
+    };
+
+    append(&journal, &batch(0, 5));
+    let seen = tail_offsets(&journal, &watermark);
+    assert_eq!(
+        seen,
+        batch(0, 5)
+            .iter()
+            .map(JournalEntry::to_json)
+            .collect::<Vec<_>>()
+    );
+
+    append(&journal, &batch(5, 8));
+    let seen = tail_offsets(&journal, &watermark);
+    assert_eq!(
+        seen,
+        batch(5, 8)
+            .iter()
+            .map(JournalEntry::to_json)
+            .collect::<Vec<_>>()
+    );
+
+    // Replace the file the way compaction does (a new file renamed over the
+    // old one), keeping the records the tail has seen, then append more.
+    let replacement = dir.path().join("replacement.journal");
+    append(&replacement, &batch(3, 8));
+    std::fs::rename(&replacement, &journal).unwrap();
+    append(&journal, &batch(8, 10));
+    let seen = tail_offsets(&journal, &watermark);
+    assert_eq!(
+        seen,
+        batch(8, 10)
+            .iter()
+            .map(JournalEntry::to_json)
+            .collect::<Vec<_>>()
+    );
+
+    // Nothing new: nothing printed.
+    assert!(tail_offsets(&journal, &watermark).is_empty());
+}
+
+#[test]
+fn tail_follow_prints_records_as_they_are_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("follow.journal");
+    append(&path, &[write(3, 0, "first")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .args([
+            "journal",
+            "tail",
+            s(&path),
+            "--follow",
+            "--json",
+            "--interval",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = || lines.next().unwrap().unwrap();
+    assert!(next_line().contains("Zmlyc3Q="), "first record"); // base64("first")
+    let writer = Journal::open(&path, JournalOptions::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 1..4u64 {
+        writer.write(&write(3, i, "more")).unwrap();
+        writer.commit().unwrap();
+        let line = next_line();
+        assert!(line.contains(&format!("\"offset\":{i}")), "{line}");
+        assert!(Instant::now() < deadline);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn extract_memory_rebuilds_the_image_at_each_snapshot_and_follows_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.journal");
+    let region = |start: u64, byte: u8, len: usize| -> JournalEntry<'static> {
+        compressed_region(start, &vec![byte; len]).into()
+    };
+    let snapshot = |trigger: u8| -> JournalEntry<'static> {
+        SnapshotV1 {
+            since_epoch_ns: 1,
+            trigger,
+        }
+        .into()
+    };
+    let journal = Journal::open(&path, JournalOptions::default()).unwrap();
+    journal.write(&region(0, 0xAA, 4096)).unwrap();
+    let raw: JournalEntry<'static> = UpdateMemoryRegionV1 {
+        start: 100,
+        end: 104,
+        compression: 0,
+        data: Cow::Owned(vec![1, 2, 3, 4]),
+    }
+    .into();
+    journal.write(&raw).unwrap();
+    let first_snapshot = journal.write(&snapshot(1)).unwrap();
+    // A timeline that is later abandoned: this write must not survive.
+    journal.write(&region(0, 0xEE, 16)).unwrap();
+    journal
+        .write(
+            &ResumedFromSnapshotV1 {
+                snapshot_offset: first_snapshot.start,
+            }
+            .into(),
+        )
+        .unwrap();
+    journal.write(&region(8192, 0xBB, 10)).unwrap();
+    journal.write(&snapshot(4)).unwrap();
+    journal.commit().unwrap();
+    drop(journal);
+
+    let first = dir.path().join("first.bin");
+    let out = wasnap(&[
+        "journal",
+        "extract",
+        "memory",
+        s(&path),
+        s(&first),
+        "--snapshot",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut expected = vec![0xAA; 4096];
+    expected[100..104].copy_from_slice(&[1, 2, 3, 4]);
+    assert_eq!(std::fs::read(&first).unwrap(), expected);
+
+    let last = dir.path().join("last.bin");
+    assert_eq!(
+        wasnap(&["journal", "extract", "memory", s(&path), s(&last)])
+            .status
+            .code(),
+        Some(0)
+    );
+    expected.resize(8192, 0);
+    expected.extend_from_slice(&[0xBB; 10]);
+    assert_eq!(std::fs::read(&last).unwrap(), expected);
+
+    let out = wasnap(&[
+        "journal",
+        "extract",
+        "memory",
+        s(&path),
+        s(&dir.path().join("x.bin")),
+        "--snapshot",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("has 2 snapshot(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("x.bin").exists());
+}
