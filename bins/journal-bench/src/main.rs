@@ -331,7 +331,7 @@ fn main() -> Result<()> {
             name: "mixed",
             ops: (0..args.mixed)
                 .map(|i| match i % 8 {
-                    0 | 1 | 2 => Op::Write {
+                    0..=2 => Op::Write {
                         fd: 3 + (i % 5) as u32,
                         offset: i as u64,
                         data: &mixed_write[..16 + (i * 131) % 4000],

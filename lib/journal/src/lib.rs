@@ -24,6 +24,7 @@ mod format;
 mod journal;
 pub mod memory;
 mod reader;
+pub mod state;
 mod store;
 mod writer;
 
