@@ -102,6 +102,20 @@ enum JournalCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Keep only what is needed to reach the same state: the latest bytes of
+    /// memory and files, the descriptors still open, the thread state of the
+    /// last snapshot, and every record after the last snapshot. Written to a
+    /// temporary file, synced, then renamed over the destination.
+    #[command(after_help = EXIT_CODES)]
+    Compact {
+        /// The journal to compact.
+        source: PathBuf,
+        /// Where to write the result (default: replace the source).
+        destination: Option<PathBuf>,
+        /// Replace the destination if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Cut off a torn tail left by a crash. Corruption in the middle of the
     /// journal is refused unless --truncate-at-corruption.
     #[command(after_help = EXIT_CODES)]
@@ -189,6 +203,11 @@ fn main() -> ExitCode {
             drop,
             force,
         } => commands::filter::filter(&source, &destination, &drop, force),
+        JournalCommand::Compact {
+            source,
+            destination,
+            force,
+        } => commands::compact::compact(&source, destination.as_deref(), force),
         JournalCommand::Repair {
             path,
             truncate_at_corruption,

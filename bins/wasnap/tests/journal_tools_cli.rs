@@ -419,3 +419,101 @@ fn extract_memory_rebuilds_the_image_at_each_snapshot_and_follows_resumes() {
     );
     assert!(!dir.path().join("x.bin").exists());
 }
+
+fn summary_of(path: &Path) -> wasnap_journal::state::Summary {
+    let mut reader = JournalReader::open(path).unwrap();
+    let records = reader
+        .read_all_owned()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.start, r.entry));
+    wasnap_journal::state::replay(records)
+        .unwrap()
+        .end
+        .summary()
+}
+
+#[test]
+fn compact_shrinks_a_journal_of_overwrites_to_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("overwrites.journal");
+    let open = |fd: u32, path: &str| -> JournalEntry<'static> {
+        wasnap_journal::OpenFileDescriptorV1 {
+            fd,
+            dirfd: 3,
+            dirflags: 0,
+            path: Cow::Owned(path.to_owned()),
+            o_flags: 1,
+            fs_rights_base: u64::MAX,
+            fs_rights_inheriting: u64::MAX,
+            fs_flags: 0,
+        }
+        .into()
+    };
+    let mut entries = vec![open(5, "data.bin"), open(6, "log.txt")];
+    for round in 0..50u64 {
+        for block in 0..20u64 {
+            entries.push(write(
+                5,
+                block * 100,
+                &format!("round {round:03} block {block:02} {}", "x".repeat(70)),
+            ));
+        }
+        entries.push(write(6, round * 8, "logline\n"));
+    }
+    append(&source, &entries);
+    let before = std::fs::metadata(&source).unwrap().len();
+
+    let compacted = dir.path().join("compacted.journal");
+    let out = wasnap(&["journal", "compact", s(&source), s(&compacted)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bytes"), "{}", text(&out.stdout));
+    let after = std::fs::metadata(&compacted).unwrap().len();
+    assert!(after * 10 < before, "{before} -> {after}");
+    assert_eq!(summary_of(&compacted), summary_of(&source));
+
+    // In place: the same result, and the source replaced atomically.
+    let out = wasnap(&["journal", "compact", s(&source)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(&source).unwrap(),
+        std::fs::read(&compacted).unwrap()
+    );
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 2, "temporary files were left behind");
+}
+
+#[test]
+fn compact_refuses_what_it_cannot_model_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("sockets.journal");
+    append(
+        &source,
+        &[wasnap_journal::SocketOpenV1 {
+            af: 1,
+            ty: 1,
+            pt: 0,
+            fd: 7,
+        }
+        .into()],
+    );
+    let before = std::fs::read(&source).unwrap();
+    let out = wasnap(&["journal", "compact", s(&source)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("SocketOpenV1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&source).unwrap(), before);
+
+    let missing = dir.path().join("missing.journal");
+    let out = wasnap(&[
+        "journal",
+        "compact",
+        s(&missing),
+        s(&dir.path().join("out.journal")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!missing.exists() && !dir.path().join("out.journal").exists());
+}

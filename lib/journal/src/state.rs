@@ -61,56 +61,115 @@ pub type Location = (u32, String);
 type NodeId = u64;
 
 /// File contents: what the journal knows of them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Invariant: `ranges` holds the known byte ranges `[start, end)`, sorted,
+/// non-overlapping and non-adjacent; `bytes[start..end]` holds each range's
+/// bytes (bytes outside the ranges mean nothing). Writing costs the length
+/// written plus a logarithmic range update, whatever the file's size.
+#[derive(Clone, Default)]
 pub struct Contents {
     /// Bytes before this offset that no write covers are the file's original
     /// (unknown) bytes. `Some(0)` for a file the journal created or cut to
     /// zero; `None` when no truncation ever happened.
     pub original_until: Option<u64>,
-    /// Bytes the journal knows, by offset (non-overlapping, non-adjacent).
-    pub known: BTreeMap<u64, Vec<u8>>,
+    bytes: Vec<u8>,
+    ranges: BTreeMap<u64, u64>,
     /// The size, when the journal knows it.
     pub size: Option<u64>,
+}
+
+impl PartialEq for Contents {
+    fn eq(&self, other: &Self) -> bool {
+        self.original_until == other.original_until
+            && self.size == other.size
+            && self.known().eq(other.known())
+    }
+}
+
+impl Eq for Contents {}
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("original_until", &self.original_until)
+            .field(
+                "known",
+                &self
+                    .known()
+                    .map(|(start, bytes)| (start, bytes.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 impl Contents {
     fn created() -> Self {
         Contents {
             original_until: Some(0),
-            known: BTreeMap::new(),
             size: Some(0),
+            ..Contents::default()
         }
+    }
+
+    /// The known bytes, by offset.
+    pub fn known(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.ranges
+            .iter()
+            .map(|(&start, &end)| (start, &self.bytes[start as usize..end as usize]))
     }
 
     fn written_end(&self) -> u64 {
-        self.known
-            .iter()
-            .next_back()
-            .map_or(0, |(start, bytes)| start + bytes.len() as u64)
+        self.ranges.values().next_back().copied().unwrap_or(0)
     }
 
-    /// Removes known bytes in `[from, to)`.
+    /// Removes `[from, to)` from the known ranges.
     fn forget(&mut self, from: u64, to: u64) {
-        let overlapping: Vec<u64> = self
-            .known
-            .range(..to)
-            .filter(|(start, bytes)| **start + bytes.len() as u64 > from)
-            .map(|(start, _)| *start)
-            .collect();
-        for start in overlapping {
-            let Some(bytes) = self.known.remove(&start) else {
-                continue;
-            };
-            let end = start + bytes.len() as u64;
-            if start < from {
-                self.known
-                    .insert(start, bytes[..(from - start) as usize].to_vec());
-            }
-            if end > to {
-                self.known
-                    .insert(to, bytes[(to - start) as usize..].to_vec());
+        if from >= to {
+            return;
+        }
+        let mut touched: Vec<(u64, u64)> = Vec::new();
+        if let Some((&start, &end)) = self.ranges.range(..from).next_back() {
+            if end > from {
+                touched.push((start, end));
             }
         }
+        touched.extend(self.ranges.range(from..to).map(|(&s, &e)| (s, e)));
+        for (start, end) in touched {
+            self.ranges.remove(&start);
+            if start < from {
+                self.ranges.insert(start, from);
+            }
+            if end > to {
+                self.ranges.insert(to, end);
+            }
+        }
+    }
+
+    /// Marks `[from, to)` known, merging with neighbours.
+    fn cover(&mut self, from: u64, to: u64) {
+        self.forget(from, to);
+        let (mut start, mut end) = (from, to);
+        if let Some((&before, &before_end)) = self.ranges.range(..from).next_back() {
+            if before_end == from {
+                self.ranges.remove(&before);
+                start = before;
+            }
+        }
+        if let Some(after_end) = self.ranges.remove(&to) {
+            end = after_end;
+        }
+        self.ranges.insert(start, end);
+    }
+
+    fn put(&mut self, offset: u64, data: &[u8]) {
+        let end = offset as usize + data.len();
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[offset as usize..end].copy_from_slice(data);
+        self.cover(offset, end as u64);
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
@@ -118,29 +177,13 @@ impl Contents {
             return;
         }
         let end = offset + data.len() as u64;
-        self.forget(offset, end);
-        // Merge with neighbours so that the representation is canonical.
-        let mut start = offset;
-        let mut merged = data.to_vec();
-        if let Some((&before, bytes)) = self.known.range(..offset).next_back() {
-            if before + bytes.len() as u64 == offset {
-                let mut joined = self.known.remove(&before).unwrap_or_default();
-                joined.extend_from_slice(&merged);
-                merged = joined;
-                start = before;
-            }
-        }
-        if let Some(after) = self.known.remove(&end) {
-            merged.extend_from_slice(&after);
-        }
-        self.known.insert(start, merged);
-        if let Some(size) = self.size.as_mut() {
-            if end > *size {
+        self.put(offset, data);
+        if let Some(size) = self.size {
+            if end > size {
+                self.size = Some(end);
                 // Bytes between the old size and the write are zeros: known.
-                let old = *size;
-                *size = end;
-                if offset > old {
-                    self.fill_zeros(old, offset);
+                if offset > size {
+                    self.fill_zeros(size, offset);
                 }
             }
         }
@@ -148,13 +191,18 @@ impl Contents {
 
     fn fill_zeros(&mut self, from: u64, to: u64) {
         if to > from {
-            self.write(from, &vec![0; (to - from) as usize]);
+            if self.bytes.len() < to as usize {
+                self.bytes.resize(to as usize, 0);
+            }
+            self.bytes[from as usize..to as usize].fill(0);
+            self.cover(from, to);
         }
     }
 
     fn set_size(&mut self, size: u64) {
         let old = self.size;
         self.forget(size, u64::MAX);
+        self.bytes.truncate(size as usize);
         self.original_until = Some(self.original_until.map_or(size, |cut| cut.min(size)));
         // Growing past the old size (or past the original bytes' cut) adds
         // zeros that are known.
@@ -165,8 +213,7 @@ impl Contents {
         self.size = Some(size);
         let known_from = zeros_from.max(self.original_until.unwrap_or(0));
         if size > known_from {
-            let uncovered: Vec<(u64, u64)> = self.gaps(known_from, size);
-            for (from, to) in uncovered {
+            for (from, to) in self.gaps(known_from, size) {
                 self.fill_zeros(from, to);
             }
         }
@@ -176,8 +223,11 @@ impl Contents {
     fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         let mut gaps = Vec::new();
         let mut at = from;
-        for (&start, bytes) in self.known.range(..to) {
-            let end = start + bytes.len() as u64;
+        let first = self.ranges.range(..from).next_back().map(|(&s, &e)| (s, e));
+        for (start, end) in first
+            .into_iter()
+            .chain(self.ranges.range(from..to).map(|(&s, &e)| (s, e)))
+        {
             if end <= at {
                 continue;
             }
@@ -1076,13 +1126,11 @@ impl Replayer {
         Self::default()
     }
 
-    /// Applies the entry recorded at `offset`. On error the state is as it
-    /// was before.
+    /// Applies the entry recorded at `offset`, in place. After an error the
+    /// state is unspecified (a caller that wants to try an entry clones the
+    /// replayer first).
     pub fn apply(&mut self, offset: u64, entry: &JournalEntry<'_>) -> Result<(), StateError> {
-        let mut next = self.state.clone();
-        next.apply(entry, offset, &mut self.snapshots)?;
-        self.state = next;
-        Ok(())
+        self.state.apply(entry, offset, &mut self.snapshots)
     }
 
     /// The state so far.
@@ -1658,12 +1706,12 @@ fn push_contents(
             out.push(FileDescriptorSetSizeV1 { fd, size: cut }.into());
         }
     }
-    for (&offset, bytes) in &contents.known {
+    for (offset, bytes) in contents.known() {
         out.push(
             FileDescriptorWriteV1 {
                 fd,
                 offset,
-                data: Cow::Owned(bytes.clone()),
+                data: Cow::Owned(bytes.to_vec()),
             }
             .into(),
         );

@@ -189,7 +189,9 @@ fn valid_sequence(seed: u64, length: usize) -> Vec<JournalEntry<'static>> {
         let choice = (g.next_u64() % 256) as u8;
         let entry = candidate(choice, &mut g, &snapshots);
         let index = entries.len() as u64;
-        if model.apply(index, &entry).is_ok() {
+        let mut trial = model.clone();
+        if trial.apply(index, &entry).is_ok() {
+            model = trial;
             if matches!(entry, JournalEntry::SnapshotV1(_)) {
                 snapshots.push(index);
             }

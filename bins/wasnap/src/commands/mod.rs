@@ -1,5 +1,6 @@
 //! The `wasnap journal …` subcommands, one file each, and what they share.
 
+pub mod compact;
 pub mod export;
 pub mod extract;
 pub mod filter;
