@@ -372,6 +372,17 @@ fn check_count(who: &str, seen: usize, bytes: usize, ops: &[Op<'_>]) -> Result<(
     Ok(())
 }
 
+/// One implementation's figures as JSON.
+fn timing_json(count: f64, data_mb: f64, t: Timing) -> serde_json::Value {
+    serde_json::json!({
+        "append_entries_per_s": per_sec(count, t.append),
+        "append_mb_per_s": per_sec(data_mb, t.append),
+        "read_entries_per_s": per_sec(count, t.read),
+        "read_mb_per_s": per_sec(data_mb, t.read),
+        "file_bytes": t.file_bytes,
+    })
+}
+
 fn per_sec(count: f64, time: Duration) -> f64 {
     count / time.as_secs_f64().max(1e-9)
 }
@@ -497,20 +508,8 @@ fn main() -> Result<()> {
                 "case": case.name,
                 "entries": case.ops.len(),
                 "data_mb": data_mb,
-                "wasnap": {
-                    "append_entries_per_s": per_sec(count, wasnap.append),
-                    "append_mb_per_s": per_sec(data_mb, wasnap.append),
-                    "read_entries_per_s": per_sec(count, wasnap.read),
-                    "read_mb_per_s": per_sec(data_mb, wasnap.read),
-                    "file_bytes": wasnap.file_bytes,
-                },
-                "wasmer": {
-                    "append_entries_per_s": per_sec(count, wasmer.append),
-                    "append_mb_per_s": per_sec(data_mb, wasmer.append),
-                    "read_entries_per_s": per_sec(count, wasmer.read),
-                    "read_mb_per_s": per_sec(data_mb, wasmer.read),
-                    "file_bytes": wasmer.file_bytes,
-                },
+                "wasnap": timing_json(count, data_mb, wasnap),
+                "wasmer": timing_json(count, data_mb, wasmer),
                 "raw": {
                     "append_mb_per_s": per_sec(data_mb, raw.append),
                     "read_mb_per_s": per_sec(data_mb, raw.read),

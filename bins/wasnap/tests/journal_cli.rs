@@ -129,6 +129,45 @@ fn bad_input_gets_a_clear_error_and_creates_nothing() {
 }
 
 #[test]
+fn a_journal_from_a_newer_wasnap_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    // Magic, then a header record announcing format version 999 (docs/format.md).
+    let mut bytes = wasnap_journal::MAGIC.to_vec();
+    let mut record = 8u64.wrapping_shl(16).to_le_bytes().to_vec();
+    record.extend_from_slice(&999u32.to_le_bytes());
+    record.extend_from_slice(&0u32.to_le_bytes());
+    let crc = crc32c_of(&record);
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(&[0; 4]);
+    bytes.extend(record);
+    let path = dir.path().join("future.journal");
+    std::fs::write(&path, &bytes).unwrap();
+    for sub in ["inspect", "verify", "export"] {
+        let out = wasnap(&["journal", sub], &path);
+        assert_eq!(out.status.code(), Some(1), "{sub}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("version 999 is newer"), "{sub}: {stderr}");
+    }
+}
+
+/// CRC32C (Castagnoli), bitwise, so that this test does not share the
+/// implementation it checks.
+fn crc32c_of(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
 fn help_documents_the_exit_codes() {
     let out = Command::new(env!("CARGO_BIN_EXE_wasnap"))
         .args(["journal", "verify", "--help"])

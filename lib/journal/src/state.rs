@@ -441,13 +441,21 @@ impl State {
             .map(|(l, _)| l.clone())
     }
 
+    /// Whether names below `location` exist now.
+    fn has_live_children(&self, location: &Location) -> bool {
+        let prefix = format!("{}/", location.1);
+        self.names
+            .keys()
+            .any(|(root, path)| *root == location.0 && path.starts_with(&prefix))
+    }
+
     /// Whether the model knows names below `location` (then it is a directory).
     /// (Names below it that existed before and were deleted count too, unless
     /// it was itself deleted since.)
     fn has_descendants(&self, location: &Location) -> bool {
         let prefix = format!("{}/", location.1);
         let below = |(root, path): &Location| *root == location.0 && path.starts_with(&prefix);
-        self.names.keys().any(below)
+        self.has_live_children(location)
             || (!self.removed.contains(location) && self.removed.iter().any(below))
     }
 
@@ -789,12 +797,7 @@ impl State {
                 if !matches!(self.nodes[&node].kind, NodeKind::Directory) {
                     return Err(invalid(kind, format!("{} is not a directory", location.1)));
                 }
-                let prefix = format!("{}/", location.1);
-                if self
-                    .names
-                    .keys()
-                    .any(|(root, path)| *root == location.0 && path.starts_with(&prefix))
-                {
+                if self.has_live_children(&location) {
                     return Err(invalid(kind, format!("{} is not empty", location.1)));
                 }
                 self.unlink_name(&location);
@@ -819,11 +822,9 @@ impl State {
             JournalEntry::CreateHardLinkV1(e) => {
                 let from = self.resolve(kind, e.old_fd, &e.old_path)?;
                 let to = self.resolve(kind, e.new_fd, &e.new_path)?;
-                let node = *self.names.get(&from).ok_or_else(|| {
-                    StateError::Unsupported(
-                        "CreateHardLinkV1 of something that existed before the journal",
-                    )
-                })?;
+                let node = *self.names.get(&from).ok_or(StateError::Unsupported(
+                    "CreateHardLinkV1 of something that existed before the journal",
+                ))?;
                 if self.existed_before(node) {
                     return Err(StateError::Unsupported(
                         "CreateHardLinkV1 of something that existed before the journal",
@@ -1024,11 +1025,7 @@ impl State {
         self.require_parent(kind, to)?;
         if !self.names.contains_key(to) && self.has_descendants(to) {
             // An existing directory the model knows only through its children.
-            let prefix = format!("{}/", to.1);
-            let live_children = self
-                .names
-                .keys()
-                .any(|(root, path)| *root == to.0 && path.starts_with(&prefix));
+            let live_children = self.has_live_children(to);
             let moving_dir = matches!(self.nodes[&node].kind, NodeKind::Directory);
             if live_children || !moving_dir {
                 return Err(invalid(
@@ -1049,12 +1046,7 @@ impl State {
                 return Err(invalid(kind, format!("{} is of another kind", to.1)));
             }
             if existing_is_dir {
-                let prefix = format!("{}/", to.1);
-                if self
-                    .names
-                    .keys()
-                    .any(|(root, path)| *root == to.0 && path.starts_with(&prefix))
-                {
+                if self.has_live_children(to) {
                     return Err(invalid(kind, format!("{} is not empty", to.1)));
                 }
             }

@@ -31,7 +31,8 @@ fn candidate(choice: u8, g: &mut SampleGen, snapshots: &[u64]) -> JournalEntry<'
             dirfd: dirfd(g),
             dirflags: 0,
             path: path(g),
-            o_flags: (g.next_u64() % 16) as u16 & !(if g.next_u64() % 3 == 0 { 0 } else { 2 }),
+            o_flags: (g.next_u64() % 16) as u16
+                & !(if g.next_u64().is_multiple_of(3) { 0 } else { 2 }),
             fs_rights_base: small(g, 4),
             fs_rights_inheriting: small(g, 4),
             fs_flags: small(g, 2) as u16,
@@ -127,12 +128,12 @@ fn candidate(choice: u8, g: &mut SampleGen, snapshots: &[u64]) -> JournalEntry<'
             // Memory: overlapping regions, some all zero, some compressed.
             let start = small(g, 3) * 40_000 + small(g, 100);
             let len = 1 + small(g, 90_000) as usize;
-            let bytes = if g.next_u64() % 4 == 0 {
+            let bytes = if g.next_u64().is_multiple_of(4) {
                 vec![0; len]
             } else {
                 vec![(g.next_u64() % 7) as u8; len]
             };
-            if g.next_u64() % 2 == 0 {
+            if g.next_u64().is_multiple_of(2) {
                 memory::compressed_region(start, &bytes).into()
             } else {
                 UpdateMemoryRegionV1 {
