@@ -1045,10 +1045,8 @@ impl State {
             if existing_is_dir != is_dir {
                 return Err(invalid(kind, format!("{} is of another kind", to.1)));
             }
-            if existing_is_dir {
-                if self.has_live_children(to) {
-                    return Err(invalid(kind, format!("{} is not empty", to.1)));
-                }
+            if existing_is_dir && self.has_live_children(to) {
+                return Err(invalid(kind, format!("{} is not empty", to.1)));
             }
             self.unlink_name(to);
         }
