@@ -11,6 +11,21 @@
 //!
 //! Reading never trusts bytes: every problem is a [`ReadError`] carrying the
 //! journal's name and the offset at fault.
+//!
+//! ```
+//! use std::borrow::Cow;
+//! use wasnap_journal::{FileDescriptorWriteV1, Journal, JournalEntry, ReadJournal, WriteJournal};
+//!
+//! let mut journal = Journal::in_memory();
+//! let entry: JournalEntry = FileDescriptorWriteV1 { fd: 3, offset: 0, data: Cow::Borrowed(b"hello") }.into();
+//! let span = journal.write(&entry)?;
+//! journal.commit()?;
+//! journal.restart()?;
+//! let record = journal.read_next()?.expect("one record");
+//! assert_eq!((record.start, record.end), (span.start, span.end));
+//! assert_eq!(record.entry, entry);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 
