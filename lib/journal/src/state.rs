@@ -264,8 +264,6 @@ struct Node {
     kind: NodeKind,
     /// Where it was before the journal began, if it existed then.
     original: Option<Location>,
-    /// Whether the journal changed it (for nodes that existed before).
-    dirty: bool,
     /// Last times set: (atim, mtim, fst_flags) as WASI gives them.
     times: Option<(u64, u64, u16)>,
 }
@@ -520,7 +518,6 @@ impl State {
             Node {
                 kind,
                 original,
-                dirty: false,
                 times: None,
             },
         );
@@ -627,7 +624,6 @@ impl State {
             .nodes
             .get_mut(&node)
             .ok_or_else(|| invalid(kind, format!("descriptor {fd} refers to nothing")))?;
-        entry.dirty = true;
         match &mut entry.kind {
             NodeKind::File(contents) => Ok((node, contents)),
             _ => Err(invalid(
@@ -898,7 +894,6 @@ impl State {
 
     fn set_times(&mut self, node: NodeId, atim: u64, mtim: u64, flags: u16) {
         if let Some(node) = self.nodes.get_mut(&node) {
-            node.dirty = true;
             let (old_atim, old_mtim, old_flags) = node.times.unwrap_or((0, 0, 0));
             // fst_flags: 1 atim, 2 atim now, 4 mtim, 8 mtim now.
             let (atim, atim_flags) = if flags & 3 != 0 {
@@ -984,7 +979,6 @@ impl State {
             if let Some(entry) = self.nodes.get_mut(&node) {
                 if let NodeKind::File(contents) = &mut entry.kind {
                     contents.set_size(0);
-                    entry.dirty = true;
                 }
             }
         }
