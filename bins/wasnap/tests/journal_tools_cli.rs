@@ -346,7 +346,6 @@ fn tail_follow_prints_records_as_they_are_appended() {
         let line = next_line();
         assert!(line.contains(&format!("\"offset\":{i}")), "{line}");
     }
-    drop(next_line);
     child.kill().unwrap();
     child.wait().unwrap();
 }
