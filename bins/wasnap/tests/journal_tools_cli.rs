@@ -262,26 +262,20 @@ fn tail_with_a_watermark_neither_repeats_nor_skips_across_appends_and_a_replacem
             .map(|i| write(3, i, &format!("line {i}")))
             .collect::<Vec<_>>()
     };
+    let json_of = |from: u64, to: u64| {
+        batch(from, to)
+            .iter()
+            .map(JournalEntry::to_json)
+            .collect::<Vec<_>>()
+    };
 
     append(&journal, &batch(0, 5));
     let seen = tail_offsets(&journal, &watermark);
-    assert_eq!(
-        seen,
-        batch(0, 5)
-            .iter()
-            .map(JournalEntry::to_json)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(seen, json_of(0, 5));
 
     append(&journal, &batch(5, 8));
     let seen = tail_offsets(&journal, &watermark);
-    assert_eq!(
-        seen,
-        batch(5, 8)
-            .iter()
-            .map(JournalEntry::to_json)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(seen, json_of(5, 8));
 
     // Replace the file the way compaction does (a new file renamed over the
     // old one), keeping the records the tail has seen, then append more.
@@ -290,13 +284,7 @@ fn tail_with_a_watermark_neither_repeats_nor_skips_across_appends_and_a_replacem
     std::fs::rename(&replacement, &journal).unwrap();
     append(&journal, &batch(8, 10));
     let seen = tail_offsets(&journal, &watermark);
-    assert_eq!(
-        seen,
-        batch(8, 10)
-            .iter()
-            .map(JournalEntry::to_json)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(seen, json_of(8, 10));
 
     // Nothing new: nothing printed.
     assert!(tail_offsets(&journal, &watermark).is_empty());

@@ -1075,9 +1075,14 @@ trait IntoOwnedState {
 
 impl IntoOwnedState for ThreadStateV1<'_> {
     fn into_owned_state(self) -> ThreadStateV1<'static> {
-        match JournalEntry::ThreadStateV1(self).into_owned() {
-            JournalEntry::ThreadStateV1(owned) => owned,
-            _ => unreachable!("into_owned keeps the kind"),
+        ThreadStateV1 {
+            thread_id: self.thread_id,
+            call_stack: Cow::Owned(self.call_stack.into_owned()),
+            memory_stack: Cow::Owned(self.memory_stack.into_owned()),
+            globals: self.globals,
+            stack_lower: self.stack_lower,
+            stack_upper: self.stack_upper,
+            guard_size: self.guard_size,
         }
     }
 }
