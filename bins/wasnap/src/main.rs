@@ -33,8 +33,57 @@ struct Cli {
     command: Command,
 }
 
+const RUN_EXIT_CODES: &str = "Exit codes:
+  N    the program's own exit code (0 when `_start` returns)
+  134  the program trapped; the message and a wasm backtrace go to stderr
+  128+S  the program raised signal S with proc_raise
+  2    wasnap could not start the program (the message names the file and
+       the problem: missing, not wasm, no `_start`, unknown imports)
+
+Filesystem: the guest sees a journaled in-memory root `/` (with `/tmp`),
+plus each --dir (a host directory, read-write or `:ro`) and each --dir-copy
+(an in-memory copy of a host directory; the host is never written). A guest
+can never reach outside its mounts: `..` above a mount, absolute paths and
+symbolic links leading out are refused.";
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a WASI command module (`wasi_snapshot_preview1`).
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run {
+        /// The module (.wasm). Compiled modules are cached (see --cache-dir).
+        module: PathBuf,
+        /// Arguments for the program (after `--` if they start with `-`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Mount a host directory: HOST[::GUEST][:ro]. Without ::GUEST the
+        /// guest sees it under the same name. Repeatable.
+        #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = commands::run::parse_dir)]
+        dirs: Vec<commands::run::DirSpec>,
+        /// Mount an in-memory copy of a host directory: HOST[::GUEST]. The
+        /// guest may change the copy; the host directory is never written.
+        #[arg(long = "dir-copy", value_name = "HOST[::GUEST]", value_parser = commands::run::parse_dir)]
+        dir_copies: Vec<commands::run::DirSpec>,
+        /// Set an environment variable for the program. Repeatable.
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = commands::run::parse_env)]
+        env: Vec<(String, String)>,
+        /// Pass wasnap's whole environment to the program (--env wins).
+        #[arg(long)]
+        env_inherit: bool,
+        /// Preopen a listening TCP socket at ADDR (for sock_accept). Repeatable.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Where compiled modules are cached [default: $WASNAP_CACHE_DIR, or
+        /// $XDG_CACHE_HOME/wasnap/modules, or ~/.cache/wasnap/modules].
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Compile the module every time; read and write no cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Report on stderr how the module was loaded and how long it took.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Inspect, verify, convert, filter and repair journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -179,7 +228,30 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Command::Journal(command) = cli.command;
+    let command = match cli.command {
+        Command::Journal(command) => command,
+        Command::Run { module, args, dirs, dir_copies, env, env_inherit, listen, cache_dir, no_cache, verbose } => {
+            let options = commands::run::RunOptions {
+                module,
+                args,
+                dirs,
+                dir_copies,
+                env,
+                env_inherit,
+                listen,
+                cache_dir,
+                no_cache,
+                verbose,
+            };
+            return match commands::run::run(options) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(error) => {
+                    eprintln!("wasnap: {error:#}");
+                    ExitCode::from(exit::ERROR)
+                }
+            };
+        }
+    };
     let outcome = match command {
         JournalCommand::Inspect {
             path,

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod filter;
 pub mod inspect;
 pub mod repair;
+pub mod run;
 pub mod tail;
 
 use std::path::Path;

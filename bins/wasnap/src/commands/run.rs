@@ -1,0 +1,161 @@
+//! `wasnap run`: run a WASI command module.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use wasnap_wasi::{CacheOutcome, ExitStatus, ModuleCache, WasiCtx, WasiInstance};
+
+/// A parsed `--dir` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirSpec {
+    pub host: PathBuf,
+    pub guest: String,
+    pub readonly: bool,
+}
+
+/// Parses `HOST[::GUEST][:ro|:rw]`. Without `::GUEST`, the guest sees the
+/// directory under the name given for the host (as wasmtime does).
+pub fn parse_dir(spec: &str) -> Result<DirSpec, String> {
+    let (rest, readonly) = if let Some(rest) = spec.strip_suffix(":ro") {
+        (rest, true)
+    } else if let Some(rest) = spec.strip_suffix(":rw") {
+        (rest, false)
+    } else {
+        (spec, false)
+    };
+    let (host, guest) = match rest.split_once("::") {
+        Some((host, guest)) => (host, guest),
+        None => (rest, rest),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("`{spec}`: expected HOST[::GUEST][:ro]"));
+    }
+    Ok(DirSpec { host: PathBuf::from(host), guest: guest.to_owned(), readonly })
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_env(spec: &str) -> Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{spec}`: expected KEY=VALUE")),
+    }
+}
+
+/// Everything `wasnap run` was asked to do.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    pub module: PathBuf,
+    pub args: Vec<String>,
+    pub dirs: Vec<DirSpec>,
+    pub dir_copies: Vec<DirSpec>,
+    pub env: Vec<(String, String)>,
+    pub env_inherit: bool,
+    pub listen: Vec<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub no_cache: bool,
+    pub verbose: bool,
+}
+
+fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Runs the module; returns the exit code for the process.
+pub fn run(options: RunOptions) -> Result<i32> {
+    let module_path = &options.module;
+    let wasm = read_module(module_path)?;
+    let engine = wasmer::Engine::default();
+    let cache = if options.no_cache {
+        ModuleCache::disabled()
+    } else {
+        match options.cache_dir.clone().or_else(ModuleCache::default_dir) {
+            Some(dir) => ModuleCache::new(dir),
+            None => ModuleCache::disabled(),
+        }
+    };
+    let started = std::time::Instant::now();
+    let (module, outcome) = cache
+        .load_or_compile(&engine, &wasm)
+        .with_context(|| format!("cannot load {}", module_path.display()))?;
+    if options.verbose {
+        let how = match outcome {
+            CacheOutcome::Hit => "loaded from the cache",
+            CacheOutcome::Compiled => "compiled and cached",
+            CacheOutcome::Uncached => "compiled (not cached)",
+        };
+        eprintln!("wasnap: {} {how} in {:.1} ms", module_path.display(), started.elapsed().as_secs_f64() * 1e3);
+    }
+
+    let program_name = module_path.file_name().and_then(|n| n.to_str()).unwrap_or("main.wasm").to_owned();
+    let mut builder = WasiCtx::builder().arg(program_name).args(options.args.iter().cloned());
+    if options.env_inherit {
+        for (key, value) in std::env::vars() {
+            builder = builder.env(&key, &value);
+        }
+    }
+    for (key, value) in &options.env {
+        builder = builder.env(key, value);
+    }
+    for dir in &options.dirs {
+        if !dir.host.is_dir() {
+            bail!("--dir {}: not a directory on the host", dir.host.display());
+        }
+        builder = builder.host_dir(&dir.host, &dir.guest, dir.readonly);
+    }
+    for dir in &options.dir_copies {
+        if !dir.host.is_dir() {
+            bail!("--dir-copy {}: not a directory on the host", dir.host.display());
+        }
+        builder = builder.seeded_dir(&dir.host, &dir.guest);
+    }
+    for addr in &options.listen {
+        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--listen {addr}: cannot listen"))?;
+        if options.verbose {
+            if let Ok(local) = listener.local_addr() {
+                eprintln!("wasnap: listening on {local}");
+            }
+        }
+        builder = builder.listener(listener);
+    }
+    let ctx = builder.build()?;
+    let store = wasmer::Store::new(engine);
+    let mut instance =
+        WasiInstance::new(store, &module, ctx).with_context(|| format!("cannot run {}", module_path.display()))?;
+    let status = instance.run()?;
+    match &status {
+        ExitStatus::Exited(_) => {}
+        ExitStatus::Signaled(sig) => eprintln!("wasnap: {} was ended by signal {sig}", module_path.display()),
+        ExitStatus::Trapped { message, backtrace } => {
+            eprintln!("wasnap: {} trapped: {message}", module_path.display());
+            if !backtrace.is_empty() {
+                eprintln!("wasm backtrace:");
+                for frame in backtrace {
+                    eprintln!("{frame}");
+                }
+            }
+        }
+    }
+    Ok(status.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_specs() {
+        assert_eq!(parse_dir("data").unwrap(), DirSpec { host: "data".into(), guest: "data".into(), readonly: false });
+        assert_eq!(parse_dir("/srv/x::/data:ro").unwrap(), DirSpec { host: "/srv/x".into(), guest: "/data".into(), readonly: true });
+        assert_eq!(parse_dir("a::b:rw").unwrap(), DirSpec { host: "a".into(), guest: "b".into(), readonly: false });
+        assert!(parse_dir("::x").is_err());
+        assert!(parse_dir("x::").is_err());
+    }
+
+    #[test]
+    fn env_specs() {
+        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("noequals").is_err());
+    }
+}

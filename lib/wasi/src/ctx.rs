@@ -1,0 +1,279 @@
+//! The host state of one WASI process, built by [`WasiCtxBuilder`].
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::abi::rights;
+use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
+use crate::fd::{Descriptor, FdTable, Handle};
+use crate::fs::{mem::MemFs, DirRef, Mount};
+use crate::stdio::{HostStderr, HostStdin, HostStdout, InputStream, OutputStream};
+
+/// Everything a running guest's syscalls act on.
+pub struct WasiCtx {
+    pub args: Vec<String>,
+    /// `KEY=VALUE` strings, in order.
+    pub env: Vec<String>,
+    pub fds: FdTable,
+    pub mounts: Vec<Mount>,
+    pub clock: Box<dyn Clock>,
+    pub random: Box<dyn RandomSource>,
+    pub stdin: Box<dyn InputStream>,
+    pub stdout: Box<dyn OutputStream>,
+    pub stderr: Box<dyn OutputStream>,
+}
+
+impl WasiCtx {
+    pub fn builder() -> WasiCtxBuilder {
+        WasiCtxBuilder::default()
+    }
+
+    /// The current real time, for file times.
+    pub fn now(&mut self) -> u64 {
+        self.clock.realtime()
+    }
+}
+
+/// Why a context could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    #[error("cannot mount host directory {path}: {source}")]
+    HostDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot copy {path} into memory: {source}")]
+    Seed { path: PathBuf, source: std::io::Error },
+    #[error("invalid guest path {0:?}: it must be non-empty")]
+    GuestPath(String),
+    #[error("invalid environment variable {0:?}: the name must be non-empty and contain no '='")]
+    EnvName(String),
+}
+
+enum MountSpec {
+    Memory { guest: String },
+    Host { host: PathBuf, guest: String, readonly: bool },
+    Seeded { host: PathBuf, guest: String },
+}
+
+/// Builds a [`WasiCtx`]. Defaults: no arguments, empty environment, the
+/// host's standard streams and clocks, OS randomness, and a journaled
+/// in-memory root `/` holding an empty `/tmp`.
+pub struct WasiCtxBuilder {
+    args: Vec<String>,
+    env: Vec<String>,
+    mounts: Vec<MountSpec>,
+    memory_root: bool,
+    listeners: Vec<TcpListener>,
+    clock: Option<Box<dyn Clock>>,
+    random: Option<Box<dyn RandomSource>>,
+    stdin: Option<Box<dyn InputStream>>,
+    stdout: Option<Box<dyn OutputStream>>,
+    stderr: Option<Box<dyn OutputStream>>,
+    bad_env: Option<String>,
+}
+
+impl Default for WasiCtxBuilder {
+    fn default() -> Self {
+        WasiCtxBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            memory_root: true,
+            listeners: Vec::new(),
+            clock: None,
+            random: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            bad_env: None,
+        }
+    }
+}
+
+impl WasiCtxBuilder {
+    /// Appends one argument (the first is the program name).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable (a later value replaces an earlier one).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            self.bad_env.get_or_insert_with(|| key.to_owned());
+            return self;
+        }
+        let prefix = format!("{key}=");
+        self.env.retain(|kv| !kv.starts_with(&prefix));
+        self.env.push(format!("{key}={value}"));
+        self
+    }
+
+    /// Whether to mount the journaled in-memory root at `/` (default: yes).
+    pub fn memory_root(mut self, on: bool) -> Self {
+        self.memory_root = on;
+        self
+    }
+
+    /// Mounts an empty in-memory (journaled) directory at `guest`.
+    pub fn memory_dir(mut self, guest: impl Into<String>) -> Self {
+        self.mounts.push(MountSpec::Memory { guest: guest.into() });
+        self
+    }
+
+    /// Mounts the host directory `host` at `guest`.
+    pub fn host_dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>, readonly: bool) -> Self {
+        self.mounts.push(MountSpec::Host { host: host.into(), guest: guest.into(), readonly });
+        self
+    }
+
+    /// Mounts an in-memory copy of the host directory `host` at `guest`: the
+    /// guest may change it, the host directory is never written.
+    pub fn seeded_dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
+        self.mounts.push(MountSpec::Seeded { host: host.into(), guest: guest.into() });
+        self
+    }
+
+    /// Preopens a listening socket (for `sock_accept`).
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    pub fn random(mut self, random: impl RandomSource + 'static) -> Self {
+        self.random = Some(Box::new(random));
+        self
+    }
+
+    pub fn stdin(mut self, stdin: impl InputStream + 'static) -> Self {
+        self.stdin = Some(Box::new(stdin));
+        self
+    }
+
+    pub fn stdout(mut self, stdout: impl OutputStream + 'static) -> Self {
+        self.stdout = Some(Box::new(stdout));
+        self
+    }
+
+    pub fn stderr(mut self, stderr: impl OutputStream + 'static) -> Self {
+        self.stderr = Some(Box::new(stderr));
+        self
+    }
+
+    pub fn build(self) -> Result<WasiCtx, BuildError> {
+        if let Some(bad) = self.bad_env {
+            return Err(BuildError::EnvName(bad));
+        }
+        let mut clock = self.clock.unwrap_or_else(|| Box::new(SystemClock::default()));
+        let now = clock.realtime();
+        let mut fds = FdTable::default();
+        let stdio = [(Handle::Stdin, rights::STDIO & !rights::FD_WRITE), (Handle::Stdout, rights::STDIO & !rights::FD_READ), (Handle::Stderr, rights::STDIO & !rights::FD_READ)];
+        for (handle, r) in stdio {
+            fds.insert(Descriptor::new(handle, r, 0, 0)).map_err(|_| BuildError::GuestPath(String::new()))?;
+        }
+        let mut mounts = Vec::new();
+        let mut specs = Vec::new();
+        if self.memory_root {
+            specs.push(MountSpec::Memory { guest: "/".into() });
+        }
+        specs.extend(self.mounts);
+        for (index, spec) in specs.into_iter().enumerate() {
+            let dev = 0x7761_736e_0000 + index as u64;
+            let mount = match spec {
+                MountSpec::Memory { guest } => {
+                    check_guest(&guest)?;
+                    let mut mount = Mount::memory(guest.clone(), dev, now);
+                    if guest == "/" {
+                        if let Some(m) = mount.mem() {
+                            let _ = m.mkdir(crate::fs::mem::ROOT, "tmp", now);
+                        }
+                    }
+                    mount
+                }
+                MountSpec::Host { host, guest, readonly } => {
+                    check_guest(&guest)?;
+                    Mount::host(guest, host.clone(), readonly).map_err(|source| BuildError::HostDir { path: host, source })?
+                }
+                MountSpec::Seeded { host, guest } => {
+                    check_guest(&guest)?;
+                    let mut mount = Mount::memory(guest, dev, now);
+                    if let Some(m) = mount.mem() {
+                        seed(m, crate::fs::mem::ROOT, &host, now).map_err(|source| BuildError::Seed { path: host.clone(), source })?;
+                    }
+                    mount
+                }
+            };
+            let guest_path = mount.guest_path.clone();
+            let root = mount.root();
+            let index = mounts.len();
+            mounts.push(mount);
+            if let Some(m) = mounts[index].mem() {
+                if let DirRef::Mem(ino) = root {
+                    m.retain(ino);
+                }
+            }
+            fds.insert(Descriptor::new(Handle::Dir { mount: index, dir: root, preopen: true, guest_path }, rights::DIRECTORY, rights::ALL, 0))
+                .map_err(|_| BuildError::GuestPath(String::new()))?;
+        }
+        for listener in self.listeners {
+            fds.insert(Descriptor::new(Handle::Listener(listener), rights::LISTENER, rights::SOCKET, 0))
+                .map_err(|_| BuildError::GuestPath(String::new()))?;
+        }
+        Ok(WasiCtx {
+            args: self.args,
+            env: self.env,
+            fds,
+            mounts,
+            clock,
+            random: self.random.unwrap_or_else(|| Box::new(OsRandom)),
+            stdin: self.stdin.unwrap_or_else(|| Box::new(HostStdin)),
+            stdout: self.stdout.unwrap_or_else(|| Box::new(HostStdout)),
+            stderr: self.stderr.unwrap_or_else(|| Box::new(HostStderr)),
+        })
+    }
+}
+
+fn check_guest(guest: &str) -> Result<(), BuildError> {
+    if guest.is_empty() || guest.contains('\0') {
+        return Err(BuildError::GuestPath(guest.to_owned()));
+    }
+    Ok(())
+}
+
+/// Copies the host tree at `host` into the memory directory `dir`.
+fn seed(fs: &mut MemFs, dir: u64, host: &Path, now: u64) -> std::io::Result<()> {
+    let to_io = |e: crate::errno::Errno| std::io::Error::other(e.to_string());
+    for entry in std::fs::read_dir(host)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let stat = crate::fs::host::stat_of(&meta);
+        if meta.is_dir() {
+            let ino = fs.mkdir(dir, name, now).map_err(to_io)?;
+            seed(fs, ino, &path, now)?;
+            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now).map_err(to_io)?;
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)?;
+            if let Some(target) = target.to_str() {
+                fs.symlink(target, dir, name, now).map_err(to_io)?;
+            }
+        } else if meta.is_file() {
+            let ino = fs.create_file(dir, name, now).map_err(to_io)?;
+            let data = std::fs::read(&path)?;
+            fs.write_at(ino, 0, &data, now).map_err(to_io)?;
+            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now).map_err(to_io)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! A journaled mount: an in-memory namespace (directories, hard links,
+//! symbolic links, times) whose file contents live in a `virtual-fs` memory
+//! filesystem, one content file per inode.
+//!
+//! Invariants:
+//! - inode 1 is the root; it is its own parent;
+//! - a directory inode is named by exactly one entry (its parent's), a file
+//!   inode by `nlink` entries; a file with `nlink == 0` lives on only while a
+//!   descriptor holds it (`open > 0`) and is freed on the last close;
+//! - entry names are never empty, `.`, `..`, and never contain `/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::SeekFrom;
+use std::path::PathBuf;
+
+use futures::executor::block_on;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use virtual_fs::{FileSystem as _, VirtualFile};
+
+use super::{DirEntry, Node, Stat};
+use crate::abi::filetype;
+use crate::errno::Errno;
+
+pub const ROOT: u64 = 1;
+
+type Content = Box<dyn VirtualFile + Send + Sync>;
+
+enum Kind {
+    Dir { entries: BTreeMap<String, u64>, parent: u64 },
+    File(Content),
+    Symlink(String),
+}
+
+struct Inode {
+    kind: Kind,
+    nlink: u64,
+    open: u32,
+    atim: u64,
+    mtim: u64,
+    ctim: u64,
+}
+
+/// An in-memory filesystem with POSIX semantics.
+pub struct MemFs {
+    inodes: HashMap<u64, Inode>,
+    next_ino: u64,
+    store: virtual_fs::mem_fs::FileSystem,
+    dev: u64,
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from(e)
+}
+
+impl MemFs {
+    /// An empty filesystem (just the root directory) created at time `now`.
+    pub fn new(dev: u64, now: u64) -> MemFs {
+        let mut inodes = HashMap::new();
+        inodes.insert(
+            ROOT,
+            Inode {
+                kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
+                nlink: 2,
+                open: 0,
+                atim: now,
+                mtim: now,
+                ctim: now,
+            },
+        );
+        MemFs { inodes, next_ino: ROOT + 1, store: Default::default(), dev }
+    }
+
+    fn node(&self, ino: u64) -> Result<&Inode, Errno> {
+        self.inodes.get(&ino).ok_or(Errno::Noent)
+    }
+
+    fn node_mut(&mut self, ino: u64) -> Result<&mut Inode, Errno> {
+        self.inodes.get_mut(&ino).ok_or(Errno::Noent)
+    }
+
+    fn entries(&self, dir: u64) -> Result<&BTreeMap<String, u64>, Errno> {
+        match &self.node(dir)?.kind {
+            Kind::Dir { entries, .. } => Ok(entries),
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    fn entries_mut(&mut self, dir: u64) -> Result<&mut BTreeMap<String, u64>, Errno> {
+        match &mut self.node_mut(dir)?.kind {
+            Kind::Dir { entries, .. } => Ok(entries),
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    fn child(&self, dir: u64, name: &str) -> Result<Option<u64>, Errno> {
+        Ok(self.entries(dir)?.get(name).copied())
+    }
+
+    fn touch_dir(&mut self, dir: u64, now: u64) {
+        if let Some(node) = self.inodes.get_mut(&dir) {
+            node.mtim = now;
+            node.ctim = now;
+        }
+    }
+
+    fn alloc(&mut self, kind: Kind, now: u64) -> u64 {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let nlink = if matches!(kind, Kind::Dir { .. }) { 2 } else { 1 };
+        self.inodes.insert(ino, Inode { kind, nlink, open: 0, atim: now, mtim: now, ctim: now });
+        ino
+    }
+
+    /// What `name` in `dir` is.
+    pub fn lookup(&self, dir: u64, name: &str) -> Result<Option<Node>, Errno> {
+        let Some(ino) = self.child(dir, name)? else { return Ok(None) };
+        Ok(Some(match &self.node(ino)?.kind {
+            Kind::Dir { .. } => Node::Dir(super::DirRef::Mem(ino)),
+            Kind::File(_) => Node::File,
+            Kind::Symlink(target) => Node::Symlink(target.clone()),
+        }))
+    }
+
+    /// The inode `name` in `dir` names.
+    pub fn entry_ino(&self, dir: u64, name: &str) -> Result<u64, Errno> {
+        self.child(dir, name)?.ok_or(Errno::Noent)
+    }
+
+    pub fn stat(&self, ino: u64) -> Result<Stat, Errno> {
+        let node = self.node(ino)?;
+        let (filetype, size) = match &node.kind {
+            Kind::Dir { entries, .. } => (filetype::DIRECTORY, entries.len() as u64),
+            Kind::File(content) => (filetype::REGULAR_FILE, content.size()),
+            Kind::Symlink(target) => (filetype::SYMBOLIC_LINK, target.len() as u64),
+        };
+        Ok(Stat {
+            dev: self.dev,
+            ino,
+            filetype,
+            nlink: node.nlink,
+            size,
+            atim: node.atim,
+            mtim: node.mtim,
+            ctim: node.ctim,
+        })
+    }
+
+    pub fn is_dir(&self, ino: u64) -> bool {
+        matches!(self.inodes.get(&ino).map(|n| &n.kind), Some(Kind::Dir { .. }))
+    }
+
+    /// Creates an empty regular file `name` in `dir`.
+    pub fn create_file(&mut self, dir: u64, name: &str, now: u64) -> Result<u64, Errno> {
+        if self.child(dir, name)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        let ino = self.next_ino;
+        let content = self
+            .store
+            .new_open_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(PathBuf::from(format!("/{ino}")))
+            .map_err(Errno::from)?;
+        let ino = self.alloc(Kind::File(content), now);
+        self.entries_mut(dir)?.insert(name.to_owned(), ino);
+        self.touch_dir(dir, now);
+        Ok(ino)
+    }
+
+    pub fn mkdir(&mut self, dir: u64, name: &str, now: u64) -> Result<u64, Errno> {
+        if self.child(dir, name)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        let ino = self.alloc(Kind::Dir { entries: BTreeMap::new(), parent: dir }, now);
+        self.entries_mut(dir)?.insert(name.to_owned(), ino);
+        self.node_mut(dir)?.nlink += 1;
+        self.touch_dir(dir, now);
+        Ok(ino)
+    }
+
+    pub fn symlink(&mut self, target: &str, dir: u64, name: &str, now: u64) -> Result<(), Errno> {
+        if self.child(dir, name)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        let ino = self.alloc(Kind::Symlink(target.to_owned()), now);
+        self.entries_mut(dir)?.insert(name.to_owned(), ino);
+        self.touch_dir(dir, now);
+        Ok(())
+    }
+
+    pub fn readlink(&self, dir: u64, name: &str) -> Result<String, Errno> {
+        let ino = self.entry_ino(dir, name)?;
+        match &self.node(ino)?.kind {
+            Kind::Symlink(target) => Ok(target.clone()),
+            _ => Err(Errno::Inval),
+        }
+    }
+
+    pub fn link(&mut self, from: (u64, &str), to: (u64, &str), now: u64) -> Result<(), Errno> {
+        let ino = self.entry_ino(from.0, from.1)?;
+        if self.is_dir(ino) {
+            return Err(Errno::Perm);
+        }
+        if self.child(to.0, to.1)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        self.entries_mut(to.0)?.insert(to.1.to_owned(), ino);
+        let node = self.node_mut(ino)?;
+        node.nlink += 1;
+        node.ctim = now;
+        self.touch_dir(to.0, now);
+        Ok(())
+    }
+
+    /// Drops one name of a non-directory inode.
+    pub fn unlink(&mut self, dir: u64, name: &str, now: u64) -> Result<(), Errno> {
+        let ino = self.entry_ino(dir, name)?;
+        if self.is_dir(ino) {
+            return Err(Errno::Isdir);
+        }
+        self.entries_mut(dir)?.remove(name);
+        self.touch_dir(dir, now);
+        self.drop_link(ino, now);
+        Ok(())
+    }
+
+    fn drop_link(&mut self, ino: u64, now: u64) {
+        let free = match self.inodes.get_mut(&ino) {
+            Some(node) => {
+                node.nlink = node.nlink.saturating_sub(1);
+                node.ctim = now;
+                node.nlink == 0 && node.open == 0
+            }
+            None => false,
+        };
+        if free {
+            self.free(ino);
+        }
+    }
+
+    fn free(&mut self, ino: u64) {
+        if let Some(node) = self.inodes.remove(&ino) {
+            if let Kind::File(_) = node.kind {
+                let _ = self.store.remove_file(&PathBuf::from(format!("/{ino}")));
+            }
+        }
+    }
+
+    pub fn rmdir(&mut self, dir: u64, name: &str, now: u64) -> Result<(), Errno> {
+        let ino = self.entry_ino(dir, name)?;
+        match &self.node(ino)?.kind {
+            Kind::Dir { entries, .. } if !entries.is_empty() => return Err(Errno::Notempty),
+            Kind::Dir { .. } => {}
+            _ => return Err(Errno::Notdir),
+        }
+        self.entries_mut(dir)?.remove(name);
+        self.node_mut(dir)?.nlink -= 1;
+        self.touch_dir(dir, now);
+        let node = self.node_mut(ino)?;
+        node.nlink = 0;
+        if node.open == 0 {
+            self.free(ino);
+        }
+        Ok(())
+    }
+
+    fn is_ancestor(&self, ancestor: u64, mut of: u64) -> bool {
+        loop {
+            if of == ancestor {
+                return true;
+            }
+            match self.inodes.get(&of).map(|n| &n.kind) {
+                Some(Kind::Dir { parent, .. }) if *parent != of => of = *parent,
+                _ => return false,
+            }
+        }
+    }
+
+    pub fn rename(&mut self, from: (u64, &str), to: (u64, &str), now: u64) -> Result<(), Errno> {
+        let ino = self.entry_ino(from.0, from.1)?;
+        let src_is_dir = self.is_dir(ino);
+        if src_is_dir && self.is_ancestor(ino, to.0) {
+            return Err(Errno::Inval);
+        }
+        if let Some(existing) = self.child(to.0, to.1)? {
+            if existing == ino {
+                return Ok(()); // two names of one inode: POSIX does nothing
+            }
+            let dst_is_dir = self.is_dir(existing);
+            match (src_is_dir, dst_is_dir) {
+                (true, false) => return Err(Errno::Notdir),
+                (false, true) => return Err(Errno::Isdir),
+                (true, true) => self.rmdir(to.0, to.1, now)?,
+                (false, false) => self.unlink(to.0, to.1, now)?,
+            }
+        }
+        self.entries_mut(from.0)?.remove(from.1);
+        self.entries_mut(to.0)?.insert(to.1.to_owned(), ino);
+        if src_is_dir {
+            self.node_mut(from.0)?.nlink -= 1;
+            self.node_mut(to.0)?.nlink += 1;
+            if let Kind::Dir { parent, .. } = &mut self.node_mut(ino)?.kind {
+                *parent = to.0;
+            }
+        }
+        self.node_mut(ino)?.ctim = now;
+        self.touch_dir(from.0, now);
+        self.touch_dir(to.0, now);
+        Ok(())
+    }
+
+    pub fn readdir(&self, dir: u64) -> Result<Vec<DirEntry>, Errno> {
+        let node = self.node(dir)?;
+        let Kind::Dir { entries, parent } = &node.kind else { return Err(Errno::Notdir) };
+        let mut out = vec![
+            DirEntry { name: ".".into(), ino: dir, filetype: filetype::DIRECTORY },
+            DirEntry { name: "..".into(), ino: *parent, filetype: filetype::DIRECTORY },
+        ];
+        for (name, &ino) in entries {
+            let filetype = self.stat(ino).map(|s| s.filetype).unwrap_or(filetype::UNKNOWN);
+            out.push(DirEntry { name: name.clone(), ino, filetype });
+        }
+        Ok(out)
+    }
+
+    pub fn set_times(&mut self, ino: u64, atim: Option<u64>, mtim: Option<u64>, now: u64) -> Result<(), Errno> {
+        let node = self.node_mut(ino)?;
+        if let Some(a) = atim {
+            node.atim = a;
+        }
+        if let Some(m) = mtim {
+            node.mtim = m;
+        }
+        node.ctim = now;
+        Ok(())
+    }
+
+    /// A descriptor now refers to `ino`.
+    pub fn retain(&mut self, ino: u64) {
+        if let Some(node) = self.inodes.get_mut(&ino) {
+            node.open += 1;
+        }
+    }
+
+    /// A descriptor no longer refers to `ino`; frees it if nothing names it.
+    pub fn release(&mut self, ino: u64) {
+        let free = match self.inodes.get_mut(&ino) {
+            Some(node) => {
+                node.open = node.open.saturating_sub(1);
+                node.open == 0 && node.nlink == 0
+            }
+            None => false,
+        };
+        if free {
+            self.free(ino);
+        }
+    }
+
+    fn content(&mut self, ino: u64) -> Result<&mut Content, Errno> {
+        match &mut self.node_mut(ino)?.kind {
+            Kind::File(content) => Ok(content),
+            Kind::Dir { .. } => Err(Errno::Isdir),
+            Kind::Symlink(_) => Err(Errno::Inval),
+        }
+    }
+
+    pub fn read_at(&mut self, ino: u64, pos: u64, buf: &mut [u8], now: u64) -> Result<usize, Errno> {
+        let content = self.content(ino)?;
+        let size = content.size();
+        let n = if pos >= size {
+            0
+        } else {
+            let want = buf.len().min((size - pos) as usize);
+            block_on(async {
+                content.seek(SeekFrom::Start(pos)).await?;
+                content.read_exact(&mut buf[..want]).await
+            })
+            .map_err(io_errno)?;
+            want
+        };
+        self.node_mut(ino)?.atim = now;
+        Ok(n)
+    }
+
+    pub fn write_at(&mut self, ino: u64, pos: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
+        let content = self.content(ino)?;
+        block_on(async {
+            content.seek(SeekFrom::Start(pos)).await?;
+            content.write_all(data).await
+        })
+        .map_err(io_errno)?;
+        let node = self.node_mut(ino)?;
+        node.mtim = now;
+        node.ctim = now;
+        Ok(data.len())
+    }
+
+    pub fn size(&mut self, ino: u64) -> Result<u64, Errno> {
+        Ok(self.content(ino)?.size())
+    }
+
+    pub fn set_len(&mut self, ino: u64, len: u64, now: u64) -> Result<(), Errno> {
+        self.content(ino)?.set_len(len).map_err(Errno::from)?;
+        let node = self.node_mut(ino)?;
+        node.mtim = now;
+        node.ctim = now;
+        Ok(())
+    }
+}

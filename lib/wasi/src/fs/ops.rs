@@ -1,0 +1,197 @@
+//! Operations on resolved paths: create, remove, rename, link, open.
+//! Each checks the mount is writable before it changes anything.
+
+use std::fs;
+
+use super::{Backend, DirRef, FileRef, Mount, Node, Resolved, Target};
+use crate::errno::Errno;
+
+/// How `path_open` wants to open a path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenRequest {
+    pub create: bool,
+    pub exclusive: bool,
+    pub truncate: bool,
+    pub directory: bool,
+    pub read: bool,
+    pub write: bool,
+}
+
+/// What `open` produced.
+#[derive(Debug)]
+pub enum Opened {
+    File(FileRef),
+    Dir(DirRef),
+}
+
+fn entry(resolved: &Resolved) -> Option<(&DirRef, &str)> {
+    match &resolved.target {
+        Target::Entry { parent, name } => Some((parent, name.as_str())),
+        Target::SelfDir(_) => None,
+    }
+}
+
+impl Mount {
+    pub fn mkdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Exist) };
+        self.check_writable()?;
+        match (&mut self.backend, parent) {
+            (Backend::Mem(m), DirRef::Mem(dir)) => m.mkdir(*dir, name, now).map(|_| ()),
+            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::create_dir(dir.join(name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn rmdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Inval) };
+        self.check_writable()?;
+        match (&mut self.backend, parent) {
+            (Backend::Mem(m), DirRef::Mem(dir)) => m.rmdir(*dir, name, now),
+            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::remove_dir(dir.join(name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn unlink(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Isdir) };
+        self.check_writable()?;
+        let node = self.lookup(parent, name)?.ok_or(Errno::Noent)?;
+        match node {
+            Node::Dir(_) => return Err(Errno::Isdir),
+            _ if resolved.must_be_dir => return Err(Errno::Notdir),
+            _ => {}
+        }
+        match (&mut self.backend, parent) {
+            (Backend::Mem(m), DirRef::Mem(dir)) => m.unlink(*dir, name, now),
+            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::remove_file(dir.join(name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn symlink(&mut self, target: &str, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Exist) };
+        self.check_writable()?;
+        // A link that could only ever lead out of the sandbox is refused when
+        // made, not just when followed: host programs may follow it later.
+        if target.starts_with('/') {
+            return Err(Errno::Notcapable);
+        }
+        if target.is_empty() {
+            return Err(Errno::Noent);
+        }
+        match (&mut self.backend, parent) {
+            (Backend::Mem(m), DirRef::Mem(dir)) => m.symlink(target, *dir, name, now),
+            (Backend::Host(_), DirRef::Host(dir)) => Ok(std::os::unix::fs::symlink(target, dir.join(name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn readlink(&self, resolved: &Resolved) -> Result<String, Errno> {
+        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Inval) };
+        match self.lookup(parent, name)? {
+            Some(Node::Symlink(target)) => Ok(target),
+            Some(_) => Err(Errno::Inval),
+            None => Err(Errno::Noent),
+        }
+    }
+
+    pub fn link(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((from_dir, from_name)) = entry(from) else { return Err(Errno::Perm) };
+        let Some((to_dir, to_name)) = entry(to) else { return Err(Errno::Exist) };
+        self.check_writable()?;
+        match self.lookup(from_dir, from_name)? {
+            None => return Err(Errno::Noent),
+            Some(Node::Dir(_)) => return Err(Errno::Perm),
+            Some(_) => {}
+        }
+        if self.lookup(to_dir, to_name)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        match (&mut self.backend, from_dir, to_dir) {
+            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => m.link((*a, from_name), (*b, to_name), now),
+            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => Ok(fs::hard_link(a.join(from_name), b.join(to_name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    pub fn rename(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
+        let Some((from_dir, from_name)) = entry(from) else { return Err(Errno::Busy) };
+        let Some((to_dir, to_name)) = entry(to) else { return Err(Errno::Busy) };
+        self.check_writable()?;
+        let source = self.lookup(from_dir, from_name)?.ok_or(Errno::Noent)?;
+        let source_is_dir = matches!(source, Node::Dir(_));
+        if !source_is_dir && (from.must_be_dir || to.must_be_dir) {
+            return Err(Errno::Notdir);
+        }
+        match (&mut self.backend, from_dir, to_dir) {
+            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => m.rename((*a, from_name), (*b, to_name), now),
+            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => Ok(fs::rename(a.join(from_name), b.join(to_name))?),
+            _ => Err(Errno::Badf),
+        }
+    }
+
+    /// Opens what `resolved` names, creating a file if asked to.
+    pub fn open(&mut self, resolved: &Resolved, req: OpenRequest, now: u64) -> Result<Opened, Errno> {
+        if req.create || req.truncate || req.write {
+            // Opening a directory of a read-only mount for reading is fine;
+            // asking to change anything is not.
+            self.check_writable()?;
+        }
+        let (parent, name) = match &resolved.target {
+            Target::SelfDir(dir) => return self.open_dir(dir.clone(), req),
+            Target::Entry { parent, name } => (parent.clone(), name.clone()),
+        };
+        match self.lookup(&parent, &name)? {
+            Some(Node::Dir(dir)) => self.open_dir(dir, req),
+            Some(Node::Symlink(_)) => Err(if req.directory { Errno::Notdir } else { Errno::Loop }),
+            Some(Node::Other(_)) => Err(Errno::Notsup),
+            Some(Node::File) => {
+                if req.create && req.exclusive {
+                    return Err(Errno::Exist);
+                }
+                if req.directory || resolved.must_be_dir {
+                    return Err(Errno::Notdir);
+                }
+                self.open_file(&parent, &name, false, req, now)
+            }
+            None => {
+                if !req.create {
+                    return Err(Errno::Noent);
+                }
+                if req.directory || resolved.must_be_dir {
+                    return Err(Errno::Isdir);
+                }
+                self.open_file(&parent, &name, true, req, now)
+            }
+        }
+    }
+
+    fn open_dir(&mut self, dir: DirRef, req: OpenRequest) -> Result<Opened, Errno> {
+        if req.create && req.exclusive {
+            return Err(Errno::Exist);
+        }
+        if req.write || req.truncate {
+            return Err(Errno::Isdir);
+        }
+        self.retain_dir(&dir);
+        Ok(Opened::Dir(dir))
+    }
+
+    fn open_file(&mut self, parent: &DirRef, name: &str, create: bool, req: OpenRequest, now: u64) -> Result<Opened, Errno> {
+        match (&mut self.backend, parent) {
+            (Backend::Mem(m), DirRef::Mem(dir)) => {
+                let ino = if create { m.create_file(*dir, name, now)? } else { m.entry_ino(*dir, name)? };
+                if req.truncate && !create {
+                    m.set_len(ino, 0, now)?;
+                }
+                m.retain(ino);
+                Ok(Opened::File(FileRef::Mem(ino)))
+            }
+            (Backend::Host(h), DirRef::Host(dir)) => {
+                let file = h.open_file(&dir.join(name), req.read, req.write, create && req.exclusive, create, req.truncate)?;
+                Ok(Opened::File(FileRef::Host(file)))
+            }
+            _ => Err(Errno::Badf),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Loading a module against the host, and running its `_start`.
+
+use wasmer::{ExternType, FunctionEnv, Instance, Module, Store};
+
+use crate::ctx::WasiCtx;
+use crate::errno::Trap;
+use crate::imports::{imports, WasiEnv, FUNCTIONS, MODULE};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `_start` returned (code 0) or the program called `proc_exit`.
+    Exited(u32),
+    /// The program raised a signal that ends it (`proc_raise`).
+    Signaled(u8),
+    /// The program trapped: the message and the wasm backtrace.
+    Trapped { message: String, backtrace: Vec<String> },
+}
+
+impl ExitStatus {
+    /// The process exit code a shell would see.
+    pub fn code(&self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => *code as i32,
+            ExitStatus::Signaled(sig) => 128 + i32::from(*sig),
+            // As a native program that aborts (128 + SIGABRT).
+            ExitStatus::Trapped { .. } => 134,
+        }
+    }
+}
+
+/// Why a module cannot be instantiated or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("the module imports what wasnap does not provide: {}", .0.join(", "))]
+    UnknownImports(Vec<String>),
+    #[error("the module is not a WASI command: it exports no `_start` function")]
+    NoStart,
+    #[error("the module exports no memory named `memory`")]
+    NoMemory,
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+}
+
+/// A module instantiated against a [`WasiCtx`].
+pub struct WasiInstance {
+    pub store: Store,
+    pub env: FunctionEnv<WasiEnv>,
+    pub instance: Instance,
+}
+
+/// Names (`module.name`) of the module's imports this host cannot satisfy.
+pub fn unknown_imports(module: &Module) -> Vec<String> {
+    module
+        .imports()
+        .filter(|import| {
+            !(import.module() == MODULE
+                && matches!(import.ty(), ExternType::Function(_))
+                && FUNCTIONS.contains(&import.name()))
+        })
+        .map(|import| format!("{}.{}", import.module(), import.name()))
+        .collect()
+}
+
+impl WasiInstance {
+    /// Checks the module's imports and exports, then instantiates it.
+    pub fn new(mut store: Store, module: &Module, ctx: WasiCtx) -> Result<WasiInstance, LoadError> {
+        let unknown = unknown_imports(module);
+        if !unknown.is_empty() {
+            return Err(LoadError::UnknownImports(unknown));
+        }
+        let has_start = module.exports().any(|e| e.name() == "_start" && matches!(e.ty(), ExternType::Function(_)));
+        if !has_start {
+            return Err(LoadError::NoStart);
+        }
+        let env = FunctionEnv::new(&mut store, WasiEnv { ctx, memory: None });
+        let import_object = imports(&mut store, &env);
+        let instance = Instance::new(&mut store, module, &import_object).map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let memory = instance.exports.get_memory("memory").map_err(|_| LoadError::NoMemory)?.clone();
+        env.as_mut(&mut store).memory = Some(memory);
+        Ok(WasiInstance { store, env, instance })
+    }
+
+    pub fn ctx(&self) -> &WasiCtx {
+        &self.env.as_ref(&self.store).ctx
+    }
+
+    pub fn ctx_mut(&mut self) -> &mut WasiCtx {
+        &mut self.env.as_mut(&mut self.store).ctx
+    }
+
+    /// Calls `_start` and reports how the program ended.
+    pub fn run(&mut self) -> Result<ExitStatus, LoadError> {
+        let start = self.instance.exports.get_function("_start").map_err(|_| LoadError::NoStart)?.clone();
+        let result = start.call(&mut self.store, &[]);
+        let status = match result {
+            Ok(_) => ExitStatus::Exited(0),
+            Err(error) => {
+                let backtrace = error
+                    .trace()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, frame)| {
+                        let name = frame.function_name().map(str::to_owned).unwrap_or_else(|| format!("<func {}>", frame.func_index()));
+                        format!("{i:>4}: {}!{name} @ {:#x}", frame.module_name(), frame.module_offset())
+                    })
+                    .collect();
+                match error.downcast::<Trap>() {
+                    Ok(Trap::Exit(code)) => ExitStatus::Exited(code),
+                    Ok(Trap::Signal(sig)) => ExitStatus::Signaled(sig),
+                    Ok(other) => ExitStatus::Trapped { message: other.to_string(), backtrace },
+                    Err(error) => ExitStatus::Trapped { message: error.message(), backtrace },
+                }
+            }
+        };
+        let ctx = self.ctx_mut();
+        let _ = ctx.stdout.flush();
+        let _ = ctx.stderr.flush();
+        Ok(status)
+    }
+}

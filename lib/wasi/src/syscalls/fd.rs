@@ -1,0 +1,461 @@
+//! Descriptor calls: `fd_*`.
+
+use std::io::{Read, Write};
+
+use crate::abi::{advice, fdflags, fstflags, layout, rights, whence};
+use crate::ctx::WasiCtx;
+use crate::errno::{Errno, SysResult};
+use crate::fd::Handle;
+use crate::fs::{DirRef, Resolved, Stat, Target};
+use crate::memory::{iovecs_len, GuestMemory};
+
+/// Longest single read or write the host performs; longer requests are
+/// served short, which every caller must handle anyway.
+pub(crate) const MAX_IO: usize = 16 << 20;
+
+pub(crate) fn write_filestat(mem: &GuestMemory, ptr: u32, s: &Stat) -> SysResult {
+    let mut b = [0u8; layout::FILESTAT_SIZE];
+    b[0..8].copy_from_slice(&s.dev.to_le_bytes());
+    b[8..16].copy_from_slice(&s.ino.to_le_bytes());
+    b[16] = s.filetype;
+    b[24..32].copy_from_slice(&s.nlink.to_le_bytes());
+    b[32..40].copy_from_slice(&s.size.to_le_bytes());
+    b[40..48].copy_from_slice(&s.atim.to_le_bytes());
+    b[48..56].copy_from_slice(&s.mtim.to_le_bytes());
+    b[56..64].copy_from_slice(&s.ctim.to_le_bytes());
+    mem.write_bytes(ptr, &b)
+}
+
+/// Decodes `fstflags` into the times to set (`None`: leave alone).
+pub(crate) fn times_from_flags(flags: u16, atim: u64, mtim: u64, now: u64) -> Result<(Option<u64>, Option<u64>), Errno> {
+    if flags & !(fstflags::ATIM | fstflags::ATIM_NOW | fstflags::MTIM | fstflags::MTIM_NOW) != 0 {
+        return Err(Errno::Inval);
+    }
+    if (flags & fstflags::ATIM != 0 && flags & fstflags::ATIM_NOW != 0)
+        || (flags & fstflags::MTIM != 0 && flags & fstflags::MTIM_NOW != 0)
+    {
+        return Err(Errno::Inval);
+    }
+    let a = if flags & fstflags::ATIM_NOW != 0 {
+        Some(now)
+    } else if flags & fstflags::ATIM != 0 {
+        Some(atim)
+    } else {
+        None
+    };
+    let m = if flags & fstflags::MTIM_NOW != 0 {
+        Some(now)
+    } else if flags & fstflags::MTIM != 0 {
+        Some(mtim)
+    } else {
+        None
+    };
+    Ok((a, m))
+}
+
+fn stdio_stat(filetype: u8) -> Stat {
+    Stat { dev: 0, ino: 0, filetype, nlink: 1, size: 0, atim: 0, mtim: 0, ctim: 0 }
+}
+
+impl WasiCtx {
+    /// The filetype the guest sees. Standard streams are character devices
+    /// only when the host's are terminals (so the guest's `isatty` tells the
+    /// truth); otherwise their type is unknown, as wasmtime reports.
+    pub(crate) fn filetype_of(&self, handle: &Handle) -> u8 {
+        let terminal = match handle {
+            Handle::Stdin => self.stdin.is_terminal(),
+            Handle::Stdout => self.stdout.is_terminal(),
+            Handle::Stderr => self.stderr.is_terminal(),
+            other => return other.filetype(),
+        };
+        if terminal {
+            crate::abi::filetype::CHARACTER_DEVICE
+        } else {
+            crate::abi::filetype::UNKNOWN
+        }
+    }
+
+    pub fn fd_advise(&mut self, fd: u32, _offset: u64, _len: u64, advice: u8) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        if advice > advice::NOREUSE {
+            return Err(Errno::Inval.into());
+        }
+        match desc.handle {
+            Handle::File { .. } => Ok(desc.require(rights::FD_ADVISE)?),
+            Handle::Dir { .. } => Err(Errno::Badf.into()),
+            _ => Err(Errno::Spipe.into()),
+        }
+    }
+
+    pub fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> SysResult {
+        let now = self.now();
+        let desc = self.fds.get(fd)?;
+        let Handle::File { mount, file, .. } = &desc.handle else {
+            return Err(match desc.handle {
+                Handle::Dir { .. } => Errno::Badf,
+                _ => Errno::Spipe,
+            }
+            .into());
+        };
+        if !desc.writable() {
+            return Err(Errno::Badf.into());
+        }
+        if len == 0 {
+            return Err(Errno::Inval.into());
+        }
+        let end = offset.checked_add(len).filter(|e| *e <= i64::MAX as u64).ok_or(Errno::Fbig)?;
+        let m = &mut self.mounts[*mount];
+        if m.file_size(file)? < end {
+            m.set_len(file, end, now)?;
+        }
+        Ok(())
+    }
+
+    pub fn fd_close(&mut self, fd: u32) -> SysResult {
+        let desc = self.fds.remove(fd)?;
+        self.release(desc.handle);
+        Ok(())
+    }
+
+    /// Lets go of what a closed (or replaced) descriptor held.
+    pub(crate) fn release(&mut self, handle: Handle) {
+        match handle {
+            Handle::File { mount, file, .. } => {
+                if let Some(m) = self.mounts.get_mut(mount) {
+                    m.release_file(&file);
+                }
+            }
+            Handle::Dir { mount, dir, .. } => {
+                if let Some(m) = self.mounts.get_mut(mount) {
+                    m.release_dir(&dir);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn fd_datasync(&mut self, fd: u32) -> SysResult {
+        self.sync(fd, true)
+    }
+
+    pub fn fd_sync(&mut self, fd: u32) -> SysResult {
+        self.sync(fd, false)
+    }
+
+    fn sync(&mut self, fd: u32, data_only: bool) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        match &desc.handle {
+            Handle::File { mount, file, .. } => Ok(self.mounts[*mount].sync(file, data_only)?),
+            Handle::Dir { .. } => Ok(()),
+            Handle::Stdout => Ok(self.stdout.flush()?),
+            Handle::Stderr => Ok(self.stderr.flush()?),
+            _ => Err(Errno::Inval.into()),
+        }
+    }
+
+    pub fn fd_fdstat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        let mut b = [0u8; layout::FDSTAT_SIZE];
+        b[0] = self.filetype_of(&desc.handle);
+        b[2..4].copy_from_slice(&desc.flags.to_le_bytes());
+        b[8..16].copy_from_slice(&desc.rights.to_le_bytes());
+        b[16..24].copy_from_slice(&desc.inheriting.to_le_bytes());
+        mem.write_bytes(out, &b)
+    }
+
+    pub fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u16) -> SysResult {
+        if flags & !fdflags::ALL != 0 {
+            return Err(Errno::Inval.into());
+        }
+        let desc = self.fds.get_mut(fd)?;
+        desc.require(rights::FD_FDSTAT_SET_FLAGS)?;
+        match &desc.handle {
+            Handle::Stream(s) => s.set_nonblocking(flags & fdflags::NONBLOCK != 0)?,
+            Handle::Listener(l) => l.set_nonblocking(flags & fdflags::NONBLOCK != 0)?,
+            _ => {}
+        }
+        desc.flags = flags;
+        Ok(())
+    }
+
+    pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> SysResult {
+        let desc = self.fds.get_mut(fd)?;
+        if base & !desc.rights != 0 || inheriting & !desc.inheriting != 0 {
+            return Err(Errno::Notcapable.into());
+        }
+        desc.rights = base;
+        desc.inheriting = inheriting;
+        Ok(())
+    }
+
+    pub fn fd_filestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        let stat = match &desc.handle {
+            Handle::File { mount, file, .. } => {
+                desc.require(rights::FD_FILESTAT_GET)?;
+                self.mounts[*mount].file_stat(file)?
+            }
+            Handle::Dir { mount, dir, .. } => self.mounts[*mount].stat_dir(dir)?,
+            other => stdio_stat(self.filetype_of(other)),
+        };
+        write_filestat(mem, out, &stat)
+    }
+
+    pub fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> SysResult {
+        let now = self.now();
+        let desc = self.fds.get(fd)?;
+        match &desc.handle {
+            Handle::File { mount, file, .. } => {
+                if !desc.writable() {
+                    return Err(Errno::Badf.into());
+                }
+                if size > i64::MAX as u64 {
+                    return Err(Errno::Fbig.into());
+                }
+                Ok(self.mounts[*mount].set_len(file, size, now)?)
+            }
+            Handle::Dir { .. } => Err(Errno::Badf.into()),
+            _ => Err(Errno::Inval.into()),
+        }
+    }
+
+    pub fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u16) -> SysResult {
+        let now = self.now();
+        let (a, m) = times_from_flags(flags, atim, mtim, now)?;
+        let desc = self.fds.get(fd)?;
+        match &desc.handle {
+            Handle::File { mount, file, .. } => Ok(self.mounts[*mount].file_set_times(file, a, m, now)?),
+            Handle::Dir { mount, dir, .. } => {
+                let resolved = Resolved { target: Target::SelfDir(dir.clone()), must_be_dir: false };
+                Ok(self.mounts[*mount].set_times(&resolved, a, m, now)?)
+            }
+            _ => Err(Errno::Badf.into()),
+        }
+    }
+
+    pub fn fd_pread(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, offset: u64, nread: u32) -> SysResult {
+        let now = self.now();
+        let iovs = mem.read_iovecs(iovs, iovs_len)?;
+        let desc = self.fds.get(fd)?;
+        let Handle::File { mount, file, .. } = &desc.handle else {
+            return Err(match desc.handle {
+                Handle::Dir { .. } => Errno::Badf,
+                _ => Errno::Spipe,
+            }
+            .into());
+        };
+        if !desc.readable() {
+            return Err(Errno::Badf.into());
+        }
+        let mut buf = vec![0u8; iovecs_len(&iovs).min(MAX_IO)];
+        let n = self.mounts[*mount].read_at(file, offset, &mut buf, now)?;
+        mem.scatter(&iovs, &buf[..n])?;
+        mem.write_u32(nread, n as u32)
+    }
+
+    pub fn fd_pwrite(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, offset: u64, nwritten: u32) -> SysResult {
+        let now = self.now();
+        let iovs = mem.read_iovecs(iovs, iovs_len)?;
+        let desc = self.fds.get(fd)?;
+        let Handle::File { mount, file, .. } = &desc.handle else {
+            return Err(match desc.handle {
+                Handle::Dir { .. } => Errno::Badf,
+                _ => Errno::Spipe,
+            }
+            .into());
+        };
+        if !desc.writable() {
+            return Err(Errno::Badf.into());
+        }
+        let data = mem.gather(&iovs)?;
+        if offset.checked_add(data.len() as u64).is_none_or(|e| e > i64::MAX as u64) {
+            return Err(Errno::Fbig.into());
+        }
+        let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
+        mem.write_u32(nwritten, n as u32)
+    }
+
+    pub fn fd_prestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
+        match &self.fds.get(fd)?.handle {
+            Handle::Dir { preopen: true, mount, .. } => {
+                let len = self.mounts[*mount].guest_path.len() as u32;
+                mem.write_u32(out, 0)?; // tag 0 (dir) and padding
+                mem.write_u32(out + 4, len)
+            }
+            _ => Err(Errno::Badf.into()),
+        }
+    }
+
+    pub fn fd_prestat_dir_name(&mut self, mem: &GuestMemory, fd: u32, path: u32, len: u32) -> SysResult {
+        match &self.fds.get(fd)?.handle {
+            Handle::Dir { preopen: true, mount, .. } => {
+                let name = self.mounts[*mount].guest_path.as_bytes();
+                if (len as usize) < name.len() {
+                    return Err(Errno::Nametoolong.into());
+                }
+                mem.write_bytes(path, name)
+            }
+            _ => Err(Errno::Badf.into()),
+        }
+    }
+
+    pub fn fd_read(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, nread: u32) -> SysResult {
+        let now = self.now();
+        let iovs = mem.read_iovecs(iovs, iovs_len)?;
+        let total = iovecs_len(&iovs).min(MAX_IO);
+        let WasiCtx { fds, mounts, stdin, .. } = self;
+        let desc = fds.get_mut(fd)?;
+        if !desc.readable() {
+            return Err(Errno::Badf.into());
+        }
+        let mut buf;
+        let n = match &mut desc.handle {
+            Handle::File { mount, file, pos, .. } => {
+                let m = &mut mounts[*mount];
+                let avail = m.file_size(file)?.saturating_sub(*pos);
+                buf = vec![0u8; total.min(avail as usize)];
+                let n = m.read_at(file, *pos, &mut buf, now)?;
+                *pos += n as u64;
+                n
+            }
+            Handle::Stdin => {
+                buf = vec![0u8; total.min(64 * 1024)];
+                if buf.is_empty() {
+                    0
+                } else {
+                    stdin.read(&mut buf)?
+                }
+            }
+            Handle::Stream(s) => {
+                buf = vec![0u8; total.min(64 * 1024)];
+                s.read(&mut buf)?
+            }
+            Handle::Dir { .. } => return Err(Errno::Badf.into()),
+            _ => return Err(Errno::Badf.into()),
+        };
+        mem.scatter(&iovs, &buf[..n])?;
+        mem.write_u32(nread, n as u32)
+    }
+
+    pub fn fd_write(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, nwritten: u32) -> SysResult {
+        let now = self.now();
+        let iovs = mem.read_iovecs(iovs, iovs_len)?;
+        let data = mem.gather(&iovs)?;
+        let WasiCtx { fds, mounts, stdout, stderr, .. } = self;
+        let desc = fds.get_mut(fd)?;
+        if !desc.writable() {
+            return Err(Errno::Badf.into());
+        }
+        let append = desc.flags & fdflags::APPEND != 0;
+        let n = match &mut desc.handle {
+            Handle::File { mount, file, pos, .. } => {
+                let m = &mut mounts[*mount];
+                if append {
+                    *pos = m.file_size(file)?;
+                }
+                if pos.checked_add(data.len() as u64).is_none_or(|e| e > i64::MAX as u64) {
+                    return Err(Errno::Fbig.into());
+                }
+                let n = m.write_at(file, *pos, &data, now)?;
+                *pos += n as u64;
+                n
+            }
+            Handle::Stdout => {
+                stdout.write_all(&data)?;
+                data.len()
+            }
+            Handle::Stderr => {
+                stderr.write_all(&data)?;
+                data.len()
+            }
+            Handle::Stream(s) => s.write(&data)?,
+            _ => return Err(Errno::Badf.into()),
+        };
+        mem.write_u32(nwritten, n as u32)
+    }
+
+    pub fn fd_readdir(&mut self, mem: &GuestMemory, fd: u32, buf: u32, buf_len: u32, cookie: u64, bufused: u32) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        let Handle::Dir { mount, dir, .. } = &desc.handle else { return Err(Errno::Notdir.into()) };
+        desc.require(rights::FD_READDIR)?;
+        let entries = self.mounts[*mount].readdir(dir)?;
+        let mut out = Vec::with_capacity(buf_len as usize);
+        for (index, entry) in entries.iter().enumerate().skip(cookie.min(usize::MAX as u64) as usize) {
+            if out.len() >= buf_len as usize {
+                break;
+            }
+            let mut header = [0u8; layout::DIRENT_SIZE];
+            header[0..8].copy_from_slice(&(index as u64 + 1).to_le_bytes());
+            header[8..16].copy_from_slice(&entry.ino.to_le_bytes());
+            header[16..20].copy_from_slice(&(entry.name.len() as u32).to_le_bytes());
+            header[20] = entry.filetype;
+            out.extend_from_slice(&header);
+            out.extend_from_slice(entry.name.as_bytes());
+        }
+        // A last entry that does not fit is cut: the caller sees a full
+        // buffer and asks again with a larger one.
+        out.truncate(buf_len as usize);
+        mem.write_bytes(buf, &out)?;
+        mem.write_u32(bufused, out.len() as u32)
+    }
+
+    pub fn fd_renumber(&mut self, from: u32, to: u32) -> SysResult {
+        self.fds.get(from)?;
+        self.fds.get(to)?;
+        if from == to {
+            return Ok(());
+        }
+        let desc = self.fds.remove(from)?;
+        if let Some(old) = self.fds.insert_at(to, desc) {
+            self.release(old.handle);
+        }
+        Ok(())
+    }
+
+    pub fn fd_seek(&mut self, mem: &GuestMemory, fd: u32, offset: i64, whence: u8, out: u32) -> SysResult {
+        let desc = self.fds.get_mut(fd)?;
+        let needed = if offset == 0 && whence == whence::CUR { rights::FD_TELL } else { rights::FD_SEEK | rights::FD_TELL };
+        let Handle::File { mount, file, pos, .. } = &mut desc.handle else {
+            return Err(match desc.handle {
+                Handle::Dir { .. } => Errno::Badf,
+                _ => Errno::Spipe,
+            }
+            .into());
+        };
+        if desc.rights & needed == 0 {
+            return Err(Errno::Notcapable.into());
+        }
+        let base = match whence {
+            whence::SET => 0i128,
+            whence::CUR => *pos as i128,
+            whence::END => self.mounts[*mount].file_size(file)? as i128,
+            _ => return Err(Errno::Inval.into()),
+        };
+        let new = base + offset as i128;
+        if new < 0 || new > i64::MAX as i128 {
+            return Err(Errno::Inval.into());
+        }
+        *pos = new as u64;
+        mem.write_u64(out, new as u64)
+    }
+
+    pub fn fd_tell(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
+        let desc = self.fds.get(fd)?;
+        match &desc.handle {
+            Handle::File { pos, .. } => {
+                desc.require(rights::FD_TELL)?;
+                mem.write_u64(out, *pos)
+            }
+            Handle::Dir { .. } => Err(Errno::Badf.into()),
+            _ => Err(Errno::Spipe.into()),
+        }
+    }
+
+    /// The directory a descriptor names, if it is one (for tests and replay).
+    pub fn dir_ref(&self, fd: u32) -> Option<(usize, DirRef)> {
+        match &self.fds.get(fd).ok()?.handle {
+            Handle::Dir { mount, dir, .. } => Some((*mount, dir.clone())),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Path calls: `path_*`.
+
+use crate::abi::{fdflags, lookupflags, oflags, rights};
+use crate::ctx::WasiCtx;
+use crate::errno::{Errno, SysResult};
+use crate::fd::{Descriptor, Handle};
+use crate::fs::ops::{OpenRequest, Opened};
+use crate::memory::GuestMemory;
+
+use super::fd::{times_from_flags, write_filestat};
+use super::join_guest;
+
+fn follow(flags: u32) -> bool {
+    flags & lookupflags::SYMLINK_FOLLOW != 0
+}
+
+impl WasiCtx {
+    pub fn path_create_directory(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let now = self.now();
+        let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_CREATE_DIRECTORY)?;
+        Ok(self.mounts[mount].mkdir(&resolved, now)?)
+    }
+
+    pub fn path_filestat_get(&mut self, mem: &GuestMemory, fd: u32, flags: u32, path: u32, path_len: u32, out: u32) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let (mount, resolved) = self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_GET)?;
+        let stat = self.mounts[mount].stat(&resolved)?;
+        write_filestat(mem, out, &stat)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_filestat_set_times(&mut self, mem: &GuestMemory, fd: u32, flags: u32, path: u32, path_len: u32, atim: u64, mtim: u64, fst: u16) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let now = self.now();
+        let (a, m) = times_from_flags(fst, atim, mtim, now)?;
+        let (mount, resolved) = self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_SET_TIMES)?;
+        self.mounts[mount].stat(&resolved)?;
+        Ok(self.mounts[mount].set_times(&resolved, a, m, now)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_link(&mut self, mem: &GuestMemory, old_fd: u32, old_flags: u32, old_path: u32, old_len: u32, new_fd: u32, new_path: u32, new_len: u32) -> SysResult {
+        let old_path = mem.read_string(old_path, old_len)?;
+        let new_path = mem.read_string(new_path, new_len)?;
+        let now = self.now();
+        let (from_mount, from) = self.resolve_at(old_fd, &old_path, follow(old_flags), rights::PATH_LINK_SOURCE)?;
+        let (to_mount, to) = self.resolve_at(new_fd, &new_path, false, rights::PATH_LINK_TARGET)?;
+        if from_mount != to_mount {
+            return Err(Errno::Xdev.into());
+        }
+        Ok(self.mounts[from_mount].link(&from, &to, now)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_open(
+        &mut self,
+        mem: &GuestMemory,
+        dirfd: u32,
+        dirflags: u32,
+        path: u32,
+        path_len: u32,
+        oflags: u16,
+        rights_base: u64,
+        rights_inheriting: u64,
+        fdflags: u16,
+        fd_out: u32,
+    ) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        if oflags & !oflags::ALL != 0 || fdflags & !fdflags::ALL != 0 {
+            return Err(Errno::Inval.into());
+        }
+        let now = self.now();
+        let (mount, parent_dir, parent_path) = self.dir_of(dirfd, rights::PATH_OPEN)?;
+        let parent_inheriting = self.fds.get(dirfd)?.inheriting;
+        let mut needed = rights::PATH_OPEN;
+        if oflags & oflags::CREAT != 0 {
+            needed |= rights::PATH_CREATE_FILE;
+        }
+        if oflags & oflags::TRUNC != 0 {
+            needed |= rights::PATH_FILESTAT_SET_SIZE;
+        }
+        self.fds.get(dirfd)?.require(needed)?;
+        let resolved = crate::fs::resolve(&self.mounts[mount], &parent_dir, &path, follow(dirflags))?;
+        let write_rights = rights::FD_WRITE | rights::FD_DATASYNC | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE;
+        let request = OpenRequest {
+            create: oflags & oflags::CREAT != 0,
+            exclusive: oflags & oflags::EXCL != 0,
+            truncate: oflags & oflags::TRUNC != 0,
+            directory: oflags & oflags::DIRECTORY != 0,
+            read: rights_base & (rights::FD_READ | rights::FD_READDIR) != 0,
+            write: rights_base & write_rights != 0 || fdflags & fdflags::APPEND != 0,
+        };
+        let opened = self.mounts[mount].open(&resolved, request, now)?;
+        let guest_path = join_guest(&parent_path, &path);
+        let inheriting = rights_inheriting & parent_inheriting;
+        let desc = match opened {
+            Opened::File(file) => Descriptor::new(
+                Handle::File { mount, file, pos: 0, guest_path },
+                rights_base & parent_inheriting & rights::FILE,
+                inheriting,
+                fdflags,
+            ),
+            Opened::Dir(dir) => Descriptor::new(
+                Handle::Dir { mount, dir, preopen: false, guest_path },
+                rights_base & parent_inheriting & rights::DIRECTORY,
+                inheriting,
+                fdflags,
+            ),
+        };
+        let fd = self.fds.insert(desc)?;
+        if let Err(e) = mem.write_u32(fd_out, fd) {
+            if let Ok(desc) = self.fds.remove(fd) {
+                self.release(desc.handle);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn path_readlink(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32, buf: u32, buf_len: u32, bufused: u32) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_READLINK)?;
+        let target = self.mounts[mount].readlink(&resolved)?;
+        let n = target.len().min(buf_len as usize);
+        mem.write_bytes(buf, &target.as_bytes()[..n])?;
+        mem.write_u32(bufused, n as u32)
+    }
+
+    pub fn path_remove_directory(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let now = self.now();
+        let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_REMOVE_DIRECTORY)?;
+        Ok(self.mounts[mount].rmdir(&resolved, now)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_rename(&mut self, mem: &GuestMemory, fd: u32, old_path: u32, old_len: u32, new_fd: u32, new_path: u32, new_len: u32) -> SysResult {
+        let old_path = mem.read_string(old_path, old_len)?;
+        let new_path = mem.read_string(new_path, new_len)?;
+        let now = self.now();
+        let (from_mount, from) = self.resolve_at(fd, &old_path, false, rights::PATH_RENAME_SOURCE)?;
+        let (to_mount, to) = self.resolve_at(new_fd, &new_path, false, rights::PATH_RENAME_TARGET)?;
+        if from_mount != to_mount {
+            return Err(Errno::Xdev.into());
+        }
+        Ok(self.mounts[from_mount].rename(&from, &to, now)?)
+    }
+
+    pub fn path_symlink(&mut self, mem: &GuestMemory, old_path: u32, old_len: u32, fd: u32, new_path: u32, new_len: u32) -> SysResult {
+        let target = mem.read_string(old_path, old_len)?;
+        let new_path = mem.read_string(new_path, new_len)?;
+        let now = self.now();
+        let (mount, resolved) = self.resolve_at(fd, &new_path, false, rights::PATH_SYMLINK)?;
+        Ok(self.mounts[mount].symlink(&target, &resolved, now)?)
+    }
+
+    pub fn path_unlink_file(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+        let path = mem.read_string(path, path_len)?;
+        let now = self.now();
+        let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_UNLINK_FILE)?;
+        Ok(self.mounts[mount].unlink(&resolved, now)?)
+    }
+}
