@@ -103,7 +103,10 @@ impl WasiInstance {
                     .enumerate()
                     .map(|(i, frame)| {
                         let name = frame.function_name().map(str::to_owned).unwrap_or_else(|| format!("<func {}>", frame.func_index()));
-                        format!("{i:>4}: {}!{name} @ {:#x}", frame.module_name(), frame.module_offset())
+                        match frame.module_name() {
+                            "<module>" | "" => format!("{i:>4}: {name} @ {:#x}", frame.module_offset()),
+                            module => format!("{i:>4}: {module}!{name} @ {:#x}", frame.module_offset()),
+                        }
                     })
                     .collect();
                 match error.downcast::<Trap>() {

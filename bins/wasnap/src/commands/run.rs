@@ -75,7 +75,7 @@ pub fn run(options: RunOptions) -> Result<i32> {
         }
     };
     let started = std::time::Instant::now();
-    let (mut module, outcome) = cache
+    let (module, outcome) = cache
         .load_or_compile(&engine, &wasm)
         .with_context(|| format!("cannot load {}", module_path.display()))?;
     if options.verbose {
@@ -88,8 +88,6 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
 
     let program_name = module_path.file_name().and_then(|n| n.to_str()).unwrap_or("main.wasm").to_owned();
-    // Backtraces name the module by its file.
-    module.set_name(&program_name);
     let mut builder = WasiCtx::builder().arg(program_name).args(options.args.iter().cloned());
     if options.env_inherit {
         for (key, value) in std::env::vars() {
