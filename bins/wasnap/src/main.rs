@@ -230,7 +230,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Journal(command) => command,
-        Command::Run { module, args, dirs, dir_copies, env, env_inherit, listen, cache_dir, no_cache, verbose } => {
+        Command::Run {
+            module,
+            args,
+            dirs,
+            dir_copies,
+            env,
+            env_inherit,
+            listen,
+            cache_dir,
+            no_cache,
+            verbose,
+        } => {
             let options = commands::run::RunOptions {
                 module,
                 args,

@@ -170,10 +170,15 @@ pub mod rights {
         | FD_FILESTAT_GET
         | POLL_FD_READWRITE;
     /// Rights of a connected socket.
-    pub const SOCKET: u64 =
-        FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE | SOCK_SHUTDOWN;
+    pub const SOCKET: u64 = FD_READ
+        | FD_WRITE
+        | FD_FDSTAT_SET_FLAGS
+        | FD_FILESTAT_GET
+        | POLL_FD_READWRITE
+        | SOCK_SHUTDOWN;
     /// Rights of a listening socket.
-    pub const LISTENER: u64 = FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE | SOCK_ACCEPT;
+    pub const LISTENER: u64 =
+        FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE | SOCK_ACCEPT;
 }
 
 /// `signal`: the numbers that exist in preview1.

@@ -39,9 +39,15 @@ impl WasiCtx {
 #[non_exhaustive]
 pub enum BuildError {
     #[error("cannot mount host directory {path}: {source}")]
-    HostDir { path: PathBuf, source: std::io::Error },
+    HostDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot copy {path} into memory: {source}")]
-    Seed { path: PathBuf, source: std::io::Error },
+    Seed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid guest path {0:?}: it must be non-empty")]
     GuestPath(String),
     #[error("invalid environment variable {0:?}: the name must be non-empty and contain no '='")]
@@ -49,9 +55,18 @@ pub enum BuildError {
 }
 
 enum MountSpec {
-    Memory { guest: String },
-    Host { host: PathBuf, guest: String, readonly: bool },
-    Seeded { host: PathBuf, guest: String },
+    Memory {
+        guest: String,
+    },
+    Host {
+        host: PathBuf,
+        guest: String,
+        readonly: bool,
+    },
+    Seeded {
+        host: PathBuf,
+        guest: String,
+    },
 }
 
 /// Builds a [`WasiCtx`]. Defaults: no arguments, empty environment, the
@@ -121,20 +136,34 @@ impl WasiCtxBuilder {
 
     /// Mounts an empty in-memory (journaled) directory at `guest`.
     pub fn memory_dir(mut self, guest: impl Into<String>) -> Self {
-        self.mounts.push(MountSpec::Memory { guest: guest.into() });
+        self.mounts.push(MountSpec::Memory {
+            guest: guest.into(),
+        });
         self
     }
 
     /// Mounts the host directory `host` at `guest`.
-    pub fn host_dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>, readonly: bool) -> Self {
-        self.mounts.push(MountSpec::Host { host: host.into(), guest: guest.into(), readonly });
+    pub fn host_dir(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<String>,
+        readonly: bool,
+    ) -> Self {
+        self.mounts.push(MountSpec::Host {
+            host: host.into(),
+            guest: guest.into(),
+            readonly,
+        });
         self
     }
 
     /// Mounts an in-memory copy of the host directory `host` at `guest`: the
     /// guest may change it, the host directory is never written.
     pub fn seeded_dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
-        self.mounts.push(MountSpec::Seeded { host: host.into(), guest: guest.into() });
+        self.mounts.push(MountSpec::Seeded {
+            host: host.into(),
+            guest: guest.into(),
+        });
         self
     }
 
@@ -173,12 +202,19 @@ impl WasiCtxBuilder {
         if let Some(bad) = self.bad_env {
             return Err(BuildError::EnvName(bad));
         }
-        let mut clock = self.clock.unwrap_or_else(|| Box::new(SystemClock::default()));
+        let mut clock = self
+            .clock
+            .unwrap_or_else(|| Box::new(SystemClock::default()));
         let now = clock.realtime();
         let mut fds = FdTable::default();
-        let stdio = [(Handle::Stdin, rights::STDIO & !rights::FD_WRITE), (Handle::Stdout, rights::STDIO & !rights::FD_READ), (Handle::Stderr, rights::STDIO & !rights::FD_READ)];
+        let stdio = [
+            (Handle::Stdin, rights::STDIO & !rights::FD_WRITE),
+            (Handle::Stdout, rights::STDIO & !rights::FD_READ),
+            (Handle::Stderr, rights::STDIO & !rights::FD_READ),
+        ];
         for (handle, r) in stdio {
-            fds.insert(Descriptor::new(handle, r, 0, 0)).map_err(|_| BuildError::GuestPath(String::new()))?;
+            fds.insert(Descriptor::new(handle, r, 0, 0))
+                .map_err(|_| BuildError::GuestPath(String::new()))?;
         }
         let mut mounts = Vec::new();
         let mut specs = Vec::new();
@@ -199,15 +235,25 @@ impl WasiCtxBuilder {
                     }
                     mount
                 }
-                MountSpec::Host { host, guest, readonly } => {
+                MountSpec::Host {
+                    host,
+                    guest,
+                    readonly,
+                } => {
                     check_guest(&guest)?;
-                    Mount::host(guest, host.clone(), readonly).map_err(|source| BuildError::HostDir { path: host, source })?
+                    Mount::host(guest, host.clone(), readonly)
+                        .map_err(|source| BuildError::HostDir { path: host, source })?
                 }
                 MountSpec::Seeded { host, guest } => {
                     check_guest(&guest)?;
                     let mut mount = Mount::memory(guest, dev, now);
                     if let Some(m) = mount.mem() {
-                        seed(m, crate::fs::mem::ROOT, &host, now).map_err(|source| BuildError::Seed { path: host.clone(), source })?;
+                        seed(m, crate::fs::mem::ROOT, &host, now).map_err(|source| {
+                            BuildError::Seed {
+                                path: host.clone(),
+                                source,
+                            }
+                        })?;
                     }
                     mount
                 }
@@ -221,12 +267,27 @@ impl WasiCtxBuilder {
                     m.retain(ino);
                 }
             }
-            fds.insert(Descriptor::new(Handle::Dir { mount: index, dir: root, preopen: true, guest_path }, rights::DIRECTORY, rights::ALL, 0))
-                .map_err(|_| BuildError::GuestPath(String::new()))?;
+            fds.insert(Descriptor::new(
+                Handle::Dir {
+                    mount: index,
+                    dir: root,
+                    preopen: true,
+                    guest_path,
+                },
+                rights::DIRECTORY,
+                rights::ALL,
+                0,
+            ))
+            .map_err(|_| BuildError::GuestPath(String::new()))?;
         }
         for listener in self.listeners {
-            fds.insert(Descriptor::new(Handle::Listener(listener), rights::LISTENER, rights::SOCKET, 0))
-                .map_err(|_| BuildError::GuestPath(String::new()))?;
+            fds.insert(Descriptor::new(
+                Handle::Listener(listener),
+                rights::LISTENER,
+                rights::SOCKET,
+                0,
+            ))
+            .map_err(|_| BuildError::GuestPath(String::new()))?;
         }
         Ok(WasiCtx {
             args: self.args,
@@ -262,7 +323,8 @@ fn seed(fs: &mut MemFs, dir: u64, host: &Path, now: u64) -> std::io::Result<()> 
         if meta.is_dir() {
             let ino = fs.mkdir(dir, name, now).map_err(to_io)?;
             seed(fs, ino, &path, now)?;
-            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now).map_err(to_io)?;
+            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now)
+                .map_err(to_io)?;
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path)?;
             if let Some(target) = target.to_str() {
@@ -272,7 +334,8 @@ fn seed(fs: &mut MemFs, dir: u64, host: &Path, now: u64) -> std::io::Result<()> 
             let ino = fs.create_file(dir, name, now).map_err(to_io)?;
             let data = std::fs::read(&path)?;
             fs.write_at(ino, 0, &data, now).map_err(to_io)?;
-            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now).map_err(to_io)?;
+            fs.set_times(ino, Some(stat.atim), Some(stat.mtim), now)
+                .map_err(to_io)?;
         }
     }
     Ok(())

@@ -114,7 +114,12 @@ errnos! {
 
 impl std::fmt::Display for Errno {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.name().to_ascii_uppercase(), self.description())
+        write!(
+            f,
+            "{} ({})",
+            self.name().to_ascii_uppercase(),
+            self.description()
+        )
     }
 }
 
@@ -251,7 +256,11 @@ pub enum Trap {
     Signal(u8),
     /// The guest passed a pointer (or a length) outside its linear memory.
     #[error("guest memory access out of bounds: {len} bytes at {ptr:#x} (memory is {memory_size:#x} bytes)")]
-    OutOfBounds { ptr: u64, len: u64, memory_size: u64 },
+    OutOfBounds {
+        ptr: u64,
+        len: u64,
+        memory_size: u64,
+    },
     /// The module does not export a memory called `memory`.
     #[error("the module exports no memory named `memory`")]
     NoMemory,

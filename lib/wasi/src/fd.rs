@@ -20,9 +20,19 @@ pub enum Handle {
     Stdout,
     Stderr,
     /// A regular file, with this descriptor's own position.
-    File { mount: usize, file: FileRef, pos: u64, guest_path: String },
+    File {
+        mount: usize,
+        file: FileRef,
+        pos: u64,
+        guest_path: String,
+    },
     /// A directory; `preopen` descriptors answer `fd_prestat_get`.
-    Dir { mount: usize, dir: DirRef, preopen: bool, guest_path: String },
+    Dir {
+        mount: usize,
+        dir: DirRef,
+        preopen: bool,
+        guest_path: String,
+    },
     /// A listening TCP socket preopened by the host.
     Listener(std::net::TcpListener),
     /// A connected TCP socket returned by `sock_accept`.
@@ -50,7 +60,12 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(handle: Handle, rights: u64, inheriting: u64, flags: u16) -> Descriptor {
-        Descriptor { handle, rights, inheriting, flags }
+        Descriptor {
+            handle,
+            rights,
+            inheriting,
+            flags,
+        }
     }
 
     /// `NOTCAPABLE` unless every right in `needed` is held.

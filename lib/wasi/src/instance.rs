@@ -14,7 +14,10 @@ pub enum ExitStatus {
     /// The program raised a signal that ends it (`proc_raise`).
     Signaled(u8),
     /// The program trapped: the message and the wasm backtrace.
-    Trapped { message: String, backtrace: Vec<String> },
+    Trapped {
+        message: String,
+        backtrace: Vec<String>,
+    },
 }
 
 impl ExitStatus {
@@ -70,16 +73,27 @@ impl WasiInstance {
         if !unknown.is_empty() {
             return Err(LoadError::UnknownImports(unknown));
         }
-        let has_start = module.exports().any(|e| e.name() == "_start" && matches!(e.ty(), ExternType::Function(_)));
+        let has_start = module
+            .exports()
+            .any(|e| e.name() == "_start" && matches!(e.ty(), ExternType::Function(_)));
         if !has_start {
             return Err(LoadError::NoStart);
         }
         let env = FunctionEnv::new(&mut store, WasiEnv { ctx, memory: None });
         let import_object = imports(&mut store, &env);
-        let instance = Instance::new(&mut store, module, &import_object).map_err(|e| LoadError::Instantiate(e.to_string()))?;
-        let memory = instance.exports.get_memory("memory").map_err(|_| LoadError::NoMemory)?.clone();
+        let instance = Instance::new(&mut store, module, &import_object)
+            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let memory = instance
+            .exports
+            .get_memory("memory")
+            .map_err(|_| LoadError::NoMemory)?
+            .clone();
         env.as_mut(&mut store).memory = Some(memory);
-        Ok(WasiInstance { store, env, instance })
+        Ok(WasiInstance {
+            store,
+            env,
+            instance,
+        })
     }
 
     pub fn ctx(&self) -> &WasiCtx {
@@ -92,7 +106,12 @@ impl WasiInstance {
 
     /// Calls `_start` and reports how the program ended.
     pub fn run(&mut self) -> Result<ExitStatus, LoadError> {
-        let start = self.instance.exports.get_function("_start").map_err(|_| LoadError::NoStart)?.clone();
+        let start = self
+            .instance
+            .exports
+            .get_function("_start")
+            .map_err(|_| LoadError::NoStart)?
+            .clone();
         let result = start.call(&mut self.store, &[]);
         let status = match result {
             Ok(_) => ExitStatus::Exited(0),
@@ -102,18 +121,31 @@ impl WasiInstance {
                     .iter()
                     .enumerate()
                     .map(|(i, frame)| {
-                        let name = frame.function_name().map(str::to_owned).unwrap_or_else(|| format!("<func {}>", frame.func_index()));
+                        let name = frame
+                            .function_name()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| format!("<func {}>", frame.func_index()));
                         match frame.module_name() {
-                            "<module>" | "" => format!("{i:>4}: {name} @ {:#x}", frame.module_offset()),
-                            module => format!("{i:>4}: {module}!{name} @ {:#x}", frame.module_offset()),
+                            "<module>" | "" => {
+                                format!("{i:>4}: {name} @ {:#x}", frame.module_offset())
+                            }
+                            module => {
+                                format!("{i:>4}: {module}!{name} @ {:#x}", frame.module_offset())
+                            }
                         }
                     })
                     .collect();
                 match error.downcast::<Trap>() {
                     Ok(Trap::Exit(code)) => ExitStatus::Exited(code),
                     Ok(Trap::Signal(sig)) => ExitStatus::Signaled(sig),
-                    Ok(other) => ExitStatus::Trapped { message: other.to_string(), backtrace },
-                    Err(error) => ExitStatus::Trapped { message: error.message(), backtrace },
+                    Ok(other) => ExitStatus::Trapped {
+                        message: other.to_string(),
+                        backtrace,
+                    },
+                    Err(error) => ExitStatus::Trapped {
+                        message: error.message(),
+                        backtrace,
+                    },
                 }
             }
         };

@@ -33,30 +33,45 @@ impl<'a> GuestMemory<'a> {
         let size = self.size();
         match ptr.checked_add(len) {
             Some(end) if end <= size => Ok(()),
-            _ => Err(Trap::OutOfBounds { ptr, len, memory_size: size }.into()),
+            _ => Err(Trap::OutOfBounds {
+                ptr,
+                len,
+                memory_size: size,
+            }
+            .into()),
         }
     }
 
     fn fault(&self, ptr: u32, len: u64) -> Trap {
-        Trap::OutOfBounds { ptr: ptr.into(), len, memory_size: self.size() }
+        Trap::OutOfBounds {
+            ptr: ptr.into(),
+            len,
+            memory_size: self.size(),
+        }
     }
 
     pub fn read_bytes(&self, ptr: u32, len: u32) -> SysResult<Vec<u8>> {
         self.check(ptr.into(), len.into())?;
         let mut buf = vec![0u8; len as usize];
-        self.view.read(ptr.into(), &mut buf).map_err(|_| self.fault(ptr, len.into()))?;
+        self.view
+            .read(ptr.into(), &mut buf)
+            .map_err(|_| self.fault(ptr, len.into()))?;
         Ok(buf)
     }
 
     pub fn read_into(&self, ptr: u32, buf: &mut [u8]) -> SysResult<()> {
         self.check(ptr.into(), buf.len() as u64)?;
-        self.view.read(ptr.into(), buf).map_err(|_| self.fault(ptr, buf.len() as u64))?;
+        self.view
+            .read(ptr.into(), buf)
+            .map_err(|_| self.fault(ptr, buf.len() as u64))?;
         Ok(())
     }
 
     pub fn write_bytes(&self, ptr: u32, data: &[u8]) -> SysResult<()> {
         self.check(ptr.into(), data.len() as u64)?;
-        self.view.write(ptr.into(), data).map_err(|_| self.fault(ptr, data.len() as u64))?;
+        self.view
+            .write(ptr.into(), data)
+            .map_err(|_| self.fault(ptr, data.len() as u64))?;
         Ok(())
     }
 
@@ -110,7 +125,10 @@ impl<'a> GuestMemory<'a> {
         let mut out = Vec::with_capacity(count as usize);
         for i in 0..count {
             let at = iovs + i * IOVEC_SIZE;
-            let iov = IoVec { ptr: self.read_u32(at)?, len: self.read_u32(at + 4)? };
+            let iov = IoVec {
+                ptr: self.read_u32(at)?,
+                len: self.read_u32(at + 4)?,
+            };
             self.check(iov.ptr.into(), iov.len.into())?;
             out.push(iov);
         }
@@ -148,7 +166,8 @@ impl<'a> GuestMemory<'a> {
 /// Total length of a list of `iovec`s, saturating (a guest can describe more
 /// than 4 GiB with overlapping buffers).
 pub fn iovecs_len(iovs: &[IoVec]) -> usize {
-    iovs.iter().fold(0usize, |acc, v| acc.saturating_add(v.len as usize))
+    iovs.iter()
+        .fold(0usize, |acc, v| acc.saturating_add(v.len as usize))
 }
 
 impl GuestMemory<'_> {

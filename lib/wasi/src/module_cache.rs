@@ -43,7 +43,9 @@ pub struct ModuleCache {
 impl ModuleCache {
     /// A cache in `dir` (created when first written).
     pub fn new(dir: impl Into<PathBuf>) -> ModuleCache {
-        ModuleCache { dir: Some(dir.into()) }
+        ModuleCache {
+            dir: Some(dir.into()),
+        }
     }
 
     /// No caching.
@@ -70,12 +72,20 @@ impl ModuleCache {
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.update(b"wasmer 7.4.2");
         let engine_key = hasher.finalize();
-        format!("{}-{}.module", &module.to_hex()[..32], &engine_key.to_hex()[..12])
+        format!(
+            "{}-{}.module",
+            &module.to_hex()[..32],
+            &engine_key.to_hex()[..12]
+        )
     }
 
     /// Loads the compiled module for `wasm`, compiling and storing it if the
     /// cache has none.
-    pub fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> Result<(Module, CacheOutcome), CompileError> {
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> Result<(Module, CacheOutcome), CompileError> {
         if !wasm.starts_with(b"\0asm") {
             return Err(CompileError::NotWasm);
         }
@@ -90,7 +100,10 @@ impl ModuleCache {
         let outcome = match Self::store(&module, dir, &path) {
             Ok(()) => CacheOutcome::Compiled,
             Err(e) => {
-                tracing::warn!("could not cache the compiled module in {}: {e}", dir.display());
+                tracing::warn!(
+                    "could not cache the compiled module in {}: {e}",
+                    dir.display()
+                );
                 CacheOutcome::Uncached
             }
         };
@@ -122,7 +135,13 @@ impl ModuleCache {
         bytes.extend_from_slice(&crc32c::crc32c(&artifact).to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
         bytes.extend_from_slice(&artifact);
-        let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("module"), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("module"),
+            std::process::id()
+        ));
         fs::write(&tmp, &bytes)?;
         fs::rename(&tmp, path)
     }

@@ -46,7 +46,10 @@ impl InputStream for HostStdin {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let stdin = io::stdin();
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        let ts = timeout.map(|d| Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ });
+        let ts = timeout.map(|d| Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        });
         loop {
             match poll(&mut fds, ts.as_ref()) {
                 Ok(n) => return Ok(n > 0),
@@ -96,7 +99,10 @@ pub struct BufferInput {
 
 impl BufferInput {
     pub fn new(data: impl Into<Vec<u8>>) -> BufferInput {
-        BufferInput { data: data.into(), pos: 0 }
+        BufferInput {
+            data: data.into(),
+            pos: 0,
+        }
     }
 }
 
@@ -127,7 +133,10 @@ impl SharedOutput {
 
 impl OutputStream for SharedOutput {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.lock().map_err(|_| io::Error::other("output buffer poisoned"))?.extend_from_slice(data);
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("output buffer poisoned"))?
+            .extend_from_slice(data);
         Ok(())
     }
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtxBuilder, WasiInstance};
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/wasi").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/wasi")
+        .join(name)
 }
 
 pub struct Outcome {
@@ -19,7 +21,11 @@ pub struct Outcome {
 
 /// Runs fixture `name` with `args` (after the program name), capturing the
 /// standard streams; `configure` adds mounts, env, clocks.
-pub fn run(name: &str, args: &[&str], configure: impl FnOnce(WasiCtxBuilder) -> WasiCtxBuilder) -> Outcome {
+pub fn run(
+    name: &str,
+    args: &[&str],
+    configure: impl FnOnce(WasiCtxBuilder) -> WasiCtxBuilder,
+) -> Outcome {
     let wasm = std::fs::read(fixture(name)).expect("fixture exists (run fixtures/wasi/build.sh)");
     let engine = wasmer::Engine::default();
     let module = wasmer::Module::new(&engine, &wasm).expect("fixture compiles");
@@ -32,7 +38,8 @@ pub fn run(name: &str, args: &[&str], configure: impl FnOnce(WasiCtxBuilder) -> 
         .stdout(stdout.clone())
         .stderr(stderr.clone());
     let ctx = configure(builder).build().expect("context builds");
-    let mut instance = WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
+    let mut instance =
+        WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
     let status = instance.run().expect("runs");
     Outcome {
         status,

@@ -30,7 +30,11 @@ pub fn parse_dir(spec: &str) -> Result<DirSpec, String> {
     if host.is_empty() || guest.is_empty() {
         return Err(format!("`{spec}`: expected HOST[::GUEST][:ro]"));
     }
-    Ok(DirSpec { host: PathBuf::from(host), guest: guest.to_owned(), readonly })
+    Ok(DirSpec {
+        host: PathBuf::from(host),
+        guest: guest.to_owned(),
+        readonly,
+    })
 }
 
 /// Parses `KEY=VALUE`.
@@ -57,7 +61,8 @@ pub struct RunOptions {
 }
 
 fn read_module(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
     Ok(bytes)
 }
 
@@ -84,11 +89,21 @@ pub fn run(options: RunOptions) -> Result<i32> {
             CacheOutcome::Compiled => "compiled and cached",
             CacheOutcome::Uncached => "compiled (not cached)",
         };
-        eprintln!("wasnap: {} {how} in {:.1} ms", module_path.display(), started.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "wasnap: {} {how} in {:.1} ms",
+            module_path.display(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 
-    let program_name = module_path.file_name().and_then(|n| n.to_str()).unwrap_or("main.wasm").to_owned();
-    let mut builder = WasiCtx::builder().arg(program_name).args(options.args.iter().cloned());
+    let program_name = module_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("main.wasm")
+        .to_owned();
+    let mut builder = WasiCtx::builder()
+        .arg(program_name)
+        .args(options.args.iter().cloned());
     if options.env_inherit {
         for (key, value) in std::env::vars() {
             builder = builder.env(&key, &value);
@@ -105,12 +120,16 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
     for dir in &options.dir_copies {
         if !dir.host.is_dir() {
-            bail!("--dir-copy {}: not a directory on the host", dir.host.display());
+            bail!(
+                "--dir-copy {}: not a directory on the host",
+                dir.host.display()
+            );
         }
         builder = builder.seeded_dir(&dir.host, &dir.guest);
     }
     for addr in &options.listen {
-        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--listen {addr}: cannot listen"))?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("--listen {addr}: cannot listen"))?;
         if options.verbose {
             if let Ok(local) = listener.local_addr() {
                 eprintln!("wasnap: listening on {local}");
@@ -120,12 +139,15 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
     let ctx = builder.build()?;
     let store = wasmer::Store::new(engine);
-    let mut instance =
-        WasiInstance::new(store, &module, ctx).with_context(|| format!("cannot run {}", module_path.display()))?;
+    let mut instance = WasiInstance::new(store, &module, ctx)
+        .with_context(|| format!("cannot run {}", module_path.display()))?;
     let status = instance.run()?;
     match &status {
         ExitStatus::Exited(_) => {}
-        ExitStatus::Signaled(sig) => eprintln!("wasnap: {} was ended by signal {sig}", module_path.display()),
+        ExitStatus::Signaled(sig) => eprintln!(
+            "wasnap: {} was ended by signal {sig}",
+            module_path.display()
+        ),
         ExitStatus::Trapped { message, backtrace } => {
             eprintln!("wasnap: {} trapped: {message}", module_path.display());
             if !backtrace.is_empty() {
@@ -145,9 +167,30 @@ mod tests {
 
     #[test]
     fn dir_specs() {
-        assert_eq!(parse_dir("data").unwrap(), DirSpec { host: "data".into(), guest: "data".into(), readonly: false });
-        assert_eq!(parse_dir("/srv/x::/data:ro").unwrap(), DirSpec { host: "/srv/x".into(), guest: "/data".into(), readonly: true });
-        assert_eq!(parse_dir("a::b:rw").unwrap(), DirSpec { host: "a".into(), guest: "b".into(), readonly: false });
+        assert_eq!(
+            parse_dir("data").unwrap(),
+            DirSpec {
+                host: "data".into(),
+                guest: "data".into(),
+                readonly: false
+            }
+        );
+        assert_eq!(
+            parse_dir("/srv/x::/data:ro").unwrap(),
+            DirSpec {
+                host: "/srv/x".into(),
+                guest: "/data".into(),
+                readonly: true
+            }
+        );
+        assert_eq!(
+            parse_dir("a::b:rw").unwrap(),
+            DirSpec {
+                host: "a".into(),
+                guest: "b".into(),
+                readonly: false
+            }
+        );
         assert!(parse_dir("::x").is_err());
         assert!(parse_dir("x::").is_err());
     }

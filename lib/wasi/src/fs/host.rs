@@ -35,7 +35,9 @@ fn filetype_of(ft: fs::FileType) -> u8 {
 }
 
 fn nanos(secs: i64, nsecs: i64) -> u64 {
-    (secs.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(nsecs.max(0) as u64)
+    (secs.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsecs.max(0) as u64)
 }
 
 pub fn stat_of(meta: &fs::Metadata) -> Stat {
@@ -84,19 +86,36 @@ impl HostFs {
         let parent_ino = if dir == self.root {
             here.ino()
         } else {
-            dir.parent().and_then(|p| fs::metadata(p).ok()).map(|m| m.ino()).unwrap_or(here.ino())
+            dir.parent()
+                .and_then(|p| fs::metadata(p).ok())
+                .map(|m| m.ino())
+                .unwrap_or(here.ino())
         };
         let mut out = vec![
-            DirEntry { name: ".".into(), ino: here.ino(), filetype: filetype::DIRECTORY },
-            DirEntry { name: "..".into(), ino: parent_ino, filetype: filetype::DIRECTORY },
+            DirEntry {
+                name: ".".into(),
+                ino: here.ino(),
+                filetype: filetype::DIRECTORY,
+            },
+            DirEntry {
+                name: "..".into(),
+                ino: parent_ino,
+                filetype: filetype::DIRECTORY,
+            },
         ];
         let mut rest = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             // Names that are not UTF-8 cannot be expressed to the guest; skip them.
-            let Ok(name) = name_str(&entry.file_name()) else { continue };
+            let Ok(name) = name_str(&entry.file_name()) else {
+                continue;
+            };
             let meta = entry.metadata()?;
-            rest.push(DirEntry { name, ino: meta.ino(), filetype: filetype_of(meta.file_type()) });
+            rest.push(DirEntry {
+                name,
+                ino: meta.ino(),
+                filetype: filetype_of(meta.file_type()),
+            });
         }
         rest.sort_by(|a, b| a.name.cmp(&b.name));
         out.extend(rest);
@@ -106,7 +125,15 @@ impl HostFs {
     /// Opens (or creates) a regular file. The host mode follows the guest's
     /// asked access; `O_TRUNC` without write access still truncates, as on
     /// Linux.
-    pub fn open_file(&self, path: &Path, read: bool, write: bool, create_new: bool, create: bool, truncate: bool) -> Result<fs::File, Errno> {
+    pub fn open_file(
+        &self,
+        path: &Path,
+        read: bool,
+        write: bool,
+        create_new: bool,
+        create: bool,
+        truncate: bool,
+    ) -> Result<fs::File, Errno> {
         let write = write || truncate || create || create_new;
         let mut options = fs::OpenOptions::new();
         options
@@ -129,13 +156,20 @@ impl HostFs {
 
     pub fn set_times(path: &Path, atim: Option<u64>, mtim: Option<u64>) -> Result<(), Errno> {
         let meta = fs::symlink_metadata(path)?;
-        let a = atim.map(to_filetime).unwrap_or_else(|| filetime::FileTime::from_last_access_time(&meta));
-        let m = mtim.map(to_filetime).unwrap_or_else(|| filetime::FileTime::from_last_modification_time(&meta));
+        let a = atim
+            .map(to_filetime)
+            .unwrap_or_else(|| filetime::FileTime::from_last_access_time(&meta));
+        let m = mtim
+            .map(to_filetime)
+            .unwrap_or_else(|| filetime::FileTime::from_last_modification_time(&meta));
         filetime::set_symlink_file_times(path, a, m)?;
         Ok(())
     }
 }
 
 pub fn to_filetime(nanos: u64) -> filetime::FileTime {
-    filetime::FileTime::from_unix_time((nanos / 1_000_000_000) as i64, (nanos % 1_000_000_000) as u32)
+    filetime::FileTime::from_unix_time(
+        (nanos / 1_000_000_000) as i64,
+        (nanos % 1_000_000_000) as u32,
+    )
 }

@@ -26,7 +26,10 @@ pub const ROOT: u64 = 1;
 type Content = Box<dyn VirtualFile + Send + Sync>;
 
 enum Kind {
-    Dir { entries: BTreeMap<String, u64>, parent: u64 },
+    Dir {
+        entries: BTreeMap<String, u64>,
+        parent: u64,
+    },
     File(Content),
     Symlink(String),
 }
@@ -59,7 +62,10 @@ impl MemFs {
         inodes.insert(
             ROOT,
             Inode {
-                kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
+                kind: Kind::Dir {
+                    entries: BTreeMap::new(),
+                    parent: ROOT,
+                },
                 nlink: 2,
                 open: 0,
                 atim: now,
@@ -67,7 +73,12 @@ impl MemFs {
                 ctim: now,
             },
         );
-        MemFs { inodes, next_ino: ROOT + 1, store: Default::default(), dev }
+        MemFs {
+            inodes,
+            next_ino: ROOT + 1,
+            store: Default::default(),
+            dev,
+        }
     }
 
     fn node(&self, ino: u64) -> Result<&Inode, Errno> {
@@ -106,14 +117,30 @@ impl MemFs {
     fn alloc(&mut self, kind: Kind, now: u64) -> u64 {
         let ino = self.next_ino;
         self.next_ino += 1;
-        let nlink = if matches!(kind, Kind::Dir { .. }) { 2 } else { 1 };
-        self.inodes.insert(ino, Inode { kind, nlink, open: 0, atim: now, mtim: now, ctim: now });
+        let nlink = if matches!(kind, Kind::Dir { .. }) {
+            2
+        } else {
+            1
+        };
+        self.inodes.insert(
+            ino,
+            Inode {
+                kind,
+                nlink,
+                open: 0,
+                atim: now,
+                mtim: now,
+                ctim: now,
+            },
+        );
         ino
     }
 
     /// What `name` in `dir` is.
     pub fn lookup(&self, dir: u64, name: &str) -> Result<Option<Node>, Errno> {
-        let Some(ino) = self.child(dir, name)? else { return Ok(None) };
+        let Some(ino) = self.child(dir, name)? else {
+            return Ok(None);
+        };
         Ok(Some(match &self.node(ino)?.kind {
             Kind::Dir { .. } => Node::Dir(super::DirRef::Mem(ino)),
             Kind::File(_) => Node::File,
@@ -146,7 +173,10 @@ impl MemFs {
     }
 
     pub fn is_dir(&self, ino: u64) -> bool {
-        matches!(self.inodes.get(&ino).map(|n| &n.kind), Some(Kind::Dir { .. }))
+        matches!(
+            self.inodes.get(&ino).map(|n| &n.kind),
+            Some(Kind::Dir { .. })
+        )
     }
 
     /// Creates an empty regular file `name` in `dir`.
@@ -173,7 +203,13 @@ impl MemFs {
         if self.child(dir, name)?.is_some() {
             return Err(Errno::Exist);
         }
-        let ino = self.alloc(Kind::Dir { entries: BTreeMap::new(), parent: dir }, now);
+        let ino = self.alloc(
+            Kind::Dir {
+                entries: BTreeMap::new(),
+                parent: dir,
+            },
+            now,
+        );
         self.entries_mut(dir)?.insert(name.to_owned(), ino);
         self.node_mut(dir)?.nlink += 1;
         self.touch_dir(dir, now);
@@ -313,19 +349,42 @@ impl MemFs {
 
     pub fn readdir(&self, dir: u64) -> Result<Vec<DirEntry>, Errno> {
         let node = self.node(dir)?;
-        let Kind::Dir { entries, parent } = &node.kind else { return Err(Errno::Notdir) };
+        let Kind::Dir { entries, parent } = &node.kind else {
+            return Err(Errno::Notdir);
+        };
         let mut out = vec![
-            DirEntry { name: ".".into(), ino: dir, filetype: filetype::DIRECTORY },
-            DirEntry { name: "..".into(), ino: *parent, filetype: filetype::DIRECTORY },
+            DirEntry {
+                name: ".".into(),
+                ino: dir,
+                filetype: filetype::DIRECTORY,
+            },
+            DirEntry {
+                name: "..".into(),
+                ino: *parent,
+                filetype: filetype::DIRECTORY,
+            },
         ];
         for (name, &ino) in entries {
-            let filetype = self.stat(ino).map(|s| s.filetype).unwrap_or(filetype::UNKNOWN);
-            out.push(DirEntry { name: name.clone(), ino, filetype });
+            let filetype = self
+                .stat(ino)
+                .map(|s| s.filetype)
+                .unwrap_or(filetype::UNKNOWN);
+            out.push(DirEntry {
+                name: name.clone(),
+                ino,
+                filetype,
+            });
         }
         Ok(out)
     }
 
-    pub fn set_times(&mut self, ino: u64, atim: Option<u64>, mtim: Option<u64>, now: u64) -> Result<(), Errno> {
+    pub fn set_times(
+        &mut self,
+        ino: u64,
+        atim: Option<u64>,
+        mtim: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
         let node = self.node_mut(ino)?;
         if let Some(a) = atim {
             node.atim = a;
@@ -366,7 +425,13 @@ impl MemFs {
         }
     }
 
-    pub fn read_at(&mut self, ino: u64, pos: u64, buf: &mut [u8], now: u64) -> Result<usize, Errno> {
+    pub fn read_at(
+        &mut self,
+        ino: u64,
+        pos: u64,
+        buf: &mut [u8],
+        now: u64,
+    ) -> Result<usize, Errno> {
         let content = self.content(ino)?;
         let size = content.size();
         let n = if pos >= size {

@@ -104,16 +104,31 @@ pub struct Mount {
 impl Mount {
     /// A journaled mount: an empty in-memory tree.
     pub fn memory(guest_path: impl Into<String>, dev: u64, now: u64) -> Mount {
-        Mount { guest_path: guest_path.into(), readonly: false, backend: Backend::Mem(MemFs::new(dev, now)) }
+        Mount {
+            guest_path: guest_path.into(),
+            readonly: false,
+            backend: Backend::Mem(MemFs::new(dev, now)),
+        }
     }
 
     /// A host mount of `root`, which must be an existing directory.
-    pub fn host(guest_path: impl Into<String>, root: PathBuf, readonly: bool) -> std::io::Result<Mount> {
+    pub fn host(
+        guest_path: impl Into<String>,
+        root: PathBuf,
+        readonly: bool,
+    ) -> std::io::Result<Mount> {
         let root = root.canonicalize()?;
         if !root.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            ));
         }
-        Ok(Mount { guest_path: guest_path.into(), readonly, backend: Backend::Host(HostFs { root }) })
+        Ok(Mount {
+            guest_path: guest_path.into(),
+            readonly,
+            backend: Backend::Host(HostFs { root }),
+        })
     }
 
     pub fn is_memory(&self) -> bool {
@@ -226,7 +241,11 @@ fn components(path: &str) -> Result<(VecDeque<String>, bool), Errno> {
         return Err(Errno::Notcapable);
     }
     let must_be_dir = path.ends_with('/');
-    let parts = path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let parts = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
     Ok((parts, must_be_dir))
 }
 
@@ -275,11 +294,17 @@ pub fn resolve(mount: &Mount, base: &DirRef, path: &str, follow: bool) -> Result
                         continue;
                     }
                     Some(Node::Dir(dir)) => {
-                        last = Target::Entry { parent: current, name: name.to_owned() };
+                        last = Target::Entry {
+                            parent: current,
+                            name: name.to_owned(),
+                        };
                         stack.push(dir);
                     }
                     Some(_) | None if is_last => {
-                        last = Target::Entry { parent: current, name: name.to_owned() };
+                        last = Target::Entry {
+                            parent: current,
+                            name: name.to_owned(),
+                        };
                     }
                     Some(_) => return Err(Errno::Notdir),
                     None => return Err(Errno::Noent),
@@ -287,7 +312,10 @@ pub fn resolve(mount: &Mount, base: &DirRef, path: &str, follow: bool) -> Result
             }
         }
     }
-    Ok(Resolved { target: last, must_be_dir })
+    Ok(Resolved {
+        target: last,
+        must_be_dir,
+    })
 }
 
 /// Operations on open regular files.
@@ -299,7 +327,13 @@ impl Mount {
         }
     }
 
-    pub fn read_at(&mut self, file: &FileRef, pos: u64, buf: &mut [u8], now: u64) -> Result<usize, Errno> {
+    pub fn read_at(
+        &mut self,
+        file: &FileRef,
+        pos: u64,
+        buf: &mut [u8],
+        now: u64,
+    ) -> Result<usize, Errno> {
         match file {
             FileRef::Host(f) => HostFs::read_at(f, pos, buf),
             FileRef::Mem(_) => {
@@ -309,7 +343,13 @@ impl Mount {
         }
     }
 
-    pub fn write_at(&mut self, file: &FileRef, pos: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
+    pub fn write_at(
+        &mut self,
+        file: &FileRef,
+        pos: u64,
+        data: &[u8],
+        now: u64,
+    ) -> Result<usize, Errno> {
         self.check_writable()?;
         match file {
             FileRef::Host(f) => HostFs::write_at(f, pos, data),
@@ -351,7 +391,13 @@ impl Mount {
         }
     }
 
-    pub fn file_set_times(&mut self, file: &FileRef, atim: Option<u64>, mtim: Option<u64>, now: u64) -> Result<(), Errno> {
+    pub fn file_set_times(
+        &mut self,
+        file: &FileRef,
+        atim: Option<u64>,
+        mtim: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
         self.check_writable()?;
         match file {
             FileRef::Host(f) => {
@@ -380,16 +426,38 @@ impl Mount {
     }
 
     /// Sets the times of a directory (or, through a path, any entry).
-    pub fn set_times(&mut self, resolved: &Resolved, atim: Option<u64>, mtim: Option<u64>, now: u64) -> Result<(), Errno> {
+    pub fn set_times(
+        &mut self,
+        resolved: &Resolved,
+        atim: Option<u64>,
+        mtim: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
         self.check_writable()?;
         match (&mut self.backend, &resolved.target) {
-            (Backend::Mem(m), Target::SelfDir(DirRef::Mem(ino))) => m.set_times(*ino, atim, mtim, now),
-            (Backend::Mem(m), Target::Entry { parent: DirRef::Mem(dir), name }) => {
+            (Backend::Mem(m), Target::SelfDir(DirRef::Mem(ino))) => {
+                m.set_times(*ino, atim, mtim, now)
+            }
+            (
+                Backend::Mem(m),
+                Target::Entry {
+                    parent: DirRef::Mem(dir),
+                    name,
+                },
+            ) => {
                 let ino = m.entry_ino(*dir, name)?;
                 m.set_times(ino, atim, mtim, now)
             }
-            (Backend::Host(_), Target::SelfDir(DirRef::Host(path))) => HostFs::set_times(path, atim, mtim),
-            (Backend::Host(_), Target::Entry { parent: DirRef::Host(dir), name }) => HostFs::set_times(&dir.join(name), atim, mtim),
+            (Backend::Host(_), Target::SelfDir(DirRef::Host(path))) => {
+                HostFs::set_times(path, atim, mtim)
+            }
+            (
+                Backend::Host(_),
+                Target::Entry {
+                    parent: DirRef::Host(dir),
+                    name,
+                },
+            ) => HostFs::set_times(&dir.join(name), atim, mtim),
             _ => Err(Errno::Badf),
         }
     }

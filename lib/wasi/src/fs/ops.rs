@@ -33,7 +33,9 @@ fn entry(resolved: &Resolved) -> Option<(&DirRef, &str)> {
 
 impl Mount {
     pub fn mkdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Exist) };
+        let Some((parent, name)) = entry(resolved) else {
+            return Err(Errno::Exist);
+        };
         self.check_writable()?;
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.mkdir(*dir, name, now).map(|_| ()),
@@ -43,7 +45,9 @@ impl Mount {
     }
 
     pub fn rmdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Inval) };
+        let Some((parent, name)) = entry(resolved) else {
+            return Err(Errno::Inval);
+        };
         self.check_writable()?;
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.rmdir(*dir, name, now),
@@ -53,7 +57,9 @@ impl Mount {
     }
 
     pub fn unlink(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Isdir) };
+        let Some((parent, name)) = entry(resolved) else {
+            return Err(Errno::Isdir);
+        };
         self.check_writable()?;
         let node = self.lookup(parent, name)?.ok_or(Errno::Noent)?;
         match node {
@@ -69,7 +75,9 @@ impl Mount {
     }
 
     pub fn symlink(&mut self, target: &str, resolved: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Exist) };
+        let Some((parent, name)) = entry(resolved) else {
+            return Err(Errno::Exist);
+        };
         self.check_writable()?;
         // A link that could only ever lead out of the sandbox is refused when
         // made, not just when followed: host programs may follow it later.
@@ -81,13 +89,17 @@ impl Mount {
         }
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.symlink(target, *dir, name, now),
-            (Backend::Host(_), DirRef::Host(dir)) => Ok(std::os::unix::fs::symlink(target, dir.join(name))?),
+            (Backend::Host(_), DirRef::Host(dir)) => {
+                Ok(std::os::unix::fs::symlink(target, dir.join(name))?)
+            }
             _ => Err(Errno::Badf),
         }
     }
 
     pub fn readlink(&self, resolved: &Resolved) -> Result<String, Errno> {
-        let Some((parent, name)) = entry(resolved) else { return Err(Errno::Inval) };
+        let Some((parent, name)) = entry(resolved) else {
+            return Err(Errno::Inval);
+        };
         match self.lookup(parent, name)? {
             Some(Node::Symlink(target)) => Ok(target),
             Some(_) => Err(Errno::Inval),
@@ -96,8 +108,12 @@ impl Mount {
     }
 
     pub fn link(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((from_dir, from_name)) = entry(from) else { return Err(Errno::Perm) };
-        let Some((to_dir, to_name)) = entry(to) else { return Err(Errno::Exist) };
+        let Some((from_dir, from_name)) = entry(from) else {
+            return Err(Errno::Perm);
+        };
+        let Some((to_dir, to_name)) = entry(to) else {
+            return Err(Errno::Exist);
+        };
         self.check_writable()?;
         match self.lookup(from_dir, from_name)? {
             None => return Err(Errno::Noent),
@@ -108,15 +124,23 @@ impl Mount {
             return Err(Errno::Exist);
         }
         match (&mut self.backend, from_dir, to_dir) {
-            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => m.link((*a, from_name), (*b, to_name), now),
-            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => Ok(fs::hard_link(a.join(from_name), b.join(to_name))?),
+            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => {
+                m.link((*a, from_name), (*b, to_name), now)
+            }
+            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => {
+                Ok(fs::hard_link(a.join(from_name), b.join(to_name))?)
+            }
             _ => Err(Errno::Badf),
         }
     }
 
     pub fn rename(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
-        let Some((from_dir, from_name)) = entry(from) else { return Err(Errno::Busy) };
-        let Some((to_dir, to_name)) = entry(to) else { return Err(Errno::Busy) };
+        let Some((from_dir, from_name)) = entry(from) else {
+            return Err(Errno::Busy);
+        };
+        let Some((to_dir, to_name)) = entry(to) else {
+            return Err(Errno::Busy);
+        };
         self.check_writable()?;
         let source = self.lookup(from_dir, from_name)?.ok_or(Errno::Noent)?;
         let source_is_dir = matches!(source, Node::Dir(_));
@@ -124,14 +148,23 @@ impl Mount {
             return Err(Errno::Notdir);
         }
         match (&mut self.backend, from_dir, to_dir) {
-            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => m.rename((*a, from_name), (*b, to_name), now),
-            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => Ok(fs::rename(a.join(from_name), b.join(to_name))?),
+            (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => {
+                m.rename((*a, from_name), (*b, to_name), now)
+            }
+            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => {
+                Ok(fs::rename(a.join(from_name), b.join(to_name))?)
+            }
             _ => Err(Errno::Badf),
         }
     }
 
     /// Opens what `resolved` names, creating a file if asked to.
-    pub fn open(&mut self, resolved: &Resolved, req: OpenRequest, now: u64) -> Result<Opened, Errno> {
+    pub fn open(
+        &mut self,
+        resolved: &Resolved,
+        req: OpenRequest,
+        now: u64,
+    ) -> Result<Opened, Errno> {
         if req.create || req.truncate || req.write {
             // Opening a directory of a read-only mount for reading is fine;
             // asking to change anything is not.
@@ -143,7 +176,11 @@ impl Mount {
         };
         match self.lookup(&parent, &name)? {
             Some(Node::Dir(dir)) => self.open_dir(dir, req),
-            Some(Node::Symlink(_)) => Err(if req.directory { Errno::Notdir } else { Errno::Loop }),
+            Some(Node::Symlink(_)) => Err(if req.directory {
+                Errno::Notdir
+            } else {
+                Errno::Loop
+            }),
             Some(Node::Other(_)) => Err(Errno::Notsup),
             Some(Node::File) => {
                 if req.create && req.exclusive {
@@ -177,10 +214,21 @@ impl Mount {
         Ok(Opened::Dir(dir))
     }
 
-    fn open_file(&mut self, parent: &DirRef, name: &str, create: bool, req: OpenRequest, now: u64) -> Result<Opened, Errno> {
+    fn open_file(
+        &mut self,
+        parent: &DirRef,
+        name: &str,
+        create: bool,
+        req: OpenRequest,
+        now: u64,
+    ) -> Result<Opened, Errno> {
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => {
-                let ino = if create { m.create_file(*dir, name, now)? } else { m.entry_ino(*dir, name)? };
+                let ino = if create {
+                    m.create_file(*dir, name, now)?
+                } else {
+                    m.entry_ino(*dir, name)?
+                };
                 if req.truncate && !create {
                     m.set_len(ino, 0, now)?;
                 }
@@ -188,7 +236,14 @@ impl Mount {
                 Ok(Opened::File(FileRef::Mem(ino)))
             }
             (Backend::Host(h), DirRef::Host(dir)) => {
-                let file = h.open_file(&dir.join(name), req.read, req.write, create && req.exclusive, create, req.truncate)?;
+                let file = h.open_file(
+                    &dir.join(name),
+                    req.read,
+                    req.write,
+                    create && req.exclusive,
+                    create,
+                    req.truncate,
+                )?;
                 Ok(Opened::File(FileRef::Host(file)))
             }
             _ => Err(Errno::Badf),

@@ -27,7 +27,12 @@ pub(crate) fn write_filestat(mem: &GuestMemory, ptr: u32, s: &Stat) -> SysResult
 }
 
 /// Decodes `fstflags` into the times to set (`None`: leave alone).
-pub(crate) fn times_from_flags(flags: u16, atim: u64, mtim: u64, now: u64) -> Result<(Option<u64>, Option<u64>), Errno> {
+pub(crate) fn times_from_flags(
+    flags: u16,
+    atim: u64,
+    mtim: u64,
+    now: u64,
+) -> Result<(Option<u64>, Option<u64>), Errno> {
     if flags & !(fstflags::ATIM | fstflags::ATIM_NOW | fstflags::MTIM | fstflags::MTIM_NOW) != 0 {
         return Err(Errno::Inval);
     }
@@ -54,7 +59,16 @@ pub(crate) fn times_from_flags(flags: u16, atim: u64, mtim: u64, now: u64) -> Re
 }
 
 fn stdio_stat(filetype: u8) -> Stat {
-    Stat { dev: 0, ino: 0, filetype, nlink: 1, size: 0, atim: 0, mtim: 0, ctim: 0 }
+    Stat {
+        dev: 0,
+        ino: 0,
+        filetype,
+        nlink: 1,
+        size: 0,
+        atim: 0,
+        mtim: 0,
+        ctim: 0,
+    }
 }
 
 impl WasiCtx {
@@ -103,7 +117,10 @@ impl WasiCtx {
         if len == 0 {
             return Err(Errno::Inval.into());
         }
-        let end = offset.checked_add(len).filter(|e| *e <= i64::MAX as u64).ok_or(Errno::Fbig)?;
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= i64::MAX as u64)
+            .ok_or(Errno::Fbig)?;
         let m = &mut self.mounts[*mount];
         if m.file_size(file)? < end {
             m.set_len(file, end, now)?;
@@ -219,21 +236,40 @@ impl WasiCtx {
         }
     }
 
-    pub fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u16) -> SysResult {
+    pub fn fd_filestat_set_times(
+        &mut self,
+        fd: u32,
+        atim: u64,
+        mtim: u64,
+        flags: u16,
+    ) -> SysResult {
         let now = self.now();
         let (a, m) = times_from_flags(flags, atim, mtim, now)?;
         let desc = self.fds.get(fd)?;
         match &desc.handle {
-            Handle::File { mount, file, .. } => Ok(self.mounts[*mount].file_set_times(file, a, m, now)?),
+            Handle::File { mount, file, .. } => {
+                Ok(self.mounts[*mount].file_set_times(file, a, m, now)?)
+            }
             Handle::Dir { mount, dir, .. } => {
-                let resolved = Resolved { target: Target::SelfDir(dir.clone()), must_be_dir: false };
+                let resolved = Resolved {
+                    target: Target::SelfDir(dir.clone()),
+                    must_be_dir: false,
+                };
                 Ok(self.mounts[*mount].set_times(&resolved, a, m, now)?)
             }
             _ => Err(Errno::Badf.into()),
         }
     }
 
-    pub fn fd_pread(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, offset: u64, nread: u32) -> SysResult {
+    pub fn fd_pread(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        offset: u64,
+        nread: u32,
+    ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
@@ -253,7 +289,15 @@ impl WasiCtx {
         mem.write_u32(nread, n as u32)
     }
 
-    pub fn fd_pwrite(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, offset: u64, nwritten: u32) -> SysResult {
+    pub fn fd_pwrite(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        offset: u64,
+        nwritten: u32,
+    ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
@@ -268,7 +312,10 @@ impl WasiCtx {
             return Err(Errno::Badf.into());
         }
         let data = mem.gather(&iovs)?;
-        if offset.checked_add(data.len() as u64).is_none_or(|e| e > i64::MAX as u64) {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|e| e > i64::MAX as u64)
+        {
             return Err(Errno::Fbig.into());
         }
         let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
@@ -277,7 +324,11 @@ impl WasiCtx {
 
     pub fn fd_prestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
         match &self.fds.get(fd)?.handle {
-            Handle::Dir { preopen: true, mount, .. } => {
+            Handle::Dir {
+                preopen: true,
+                mount,
+                ..
+            } => {
                 let len = self.mounts[*mount].guest_path.len() as u32;
                 mem.write_u32(out, 0)?; // tag 0 (dir) and padding
                 mem.write_u32(out + 4, len)
@@ -286,9 +337,19 @@ impl WasiCtx {
         }
     }
 
-    pub fn fd_prestat_dir_name(&mut self, mem: &GuestMemory, fd: u32, path: u32, len: u32) -> SysResult {
+    pub fn fd_prestat_dir_name(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        path: u32,
+        len: u32,
+    ) -> SysResult {
         match &self.fds.get(fd)?.handle {
-            Handle::Dir { preopen: true, mount, .. } => {
+            Handle::Dir {
+                preopen: true,
+                mount,
+                ..
+            } => {
                 let name = self.mounts[*mount].guest_path.as_bytes();
                 if (len as usize) < name.len() {
                     return Err(Errno::Nametoolong.into());
@@ -299,18 +360,29 @@ impl WasiCtx {
         }
     }
 
-    pub fn fd_read(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, nread: u32) -> SysResult {
+    pub fn fd_read(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        nread: u32,
+    ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let total = iovecs_len(&iovs).min(MAX_IO);
-        let WasiCtx { fds, mounts, stdin, .. } = self;
+        let WasiCtx {
+            fds, mounts, stdin, ..
+        } = self;
         let desc = fds.get_mut(fd)?;
         if !desc.readable() {
             return Err(Errno::Badf.into());
         }
         let mut buf;
         let n = match &mut desc.handle {
-            Handle::File { mount, file, pos, .. } => {
+            Handle::File {
+                mount, file, pos, ..
+            } => {
                 let m = &mut mounts[*mount];
                 let avail = m.file_size(file)?.saturating_sub(*pos);
                 buf = vec![0u8; total.min(avail as usize)];
@@ -337,23 +409,41 @@ impl WasiCtx {
         mem.write_u32(nread, n as u32)
     }
 
-    pub fn fd_write(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, nwritten: u32) -> SysResult {
+    pub fn fd_write(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        nwritten: u32,
+    ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let data = mem.gather(&iovs)?;
-        let WasiCtx { fds, mounts, stdout, stderr, .. } = self;
+        let WasiCtx {
+            fds,
+            mounts,
+            stdout,
+            stderr,
+            ..
+        } = self;
         let desc = fds.get_mut(fd)?;
         if !desc.writable() {
             return Err(Errno::Badf.into());
         }
         let append = desc.flags & fdflags::APPEND != 0;
         let n = match &mut desc.handle {
-            Handle::File { mount, file, pos, .. } => {
+            Handle::File {
+                mount, file, pos, ..
+            } => {
                 let m = &mut mounts[*mount];
                 if append {
                     *pos = m.file_size(file)?;
                 }
-                if pos.checked_add(data.len() as u64).is_none_or(|e| e > i64::MAX as u64) {
+                if pos
+                    .checked_add(data.len() as u64)
+                    .is_none_or(|e| e > i64::MAX as u64)
+                {
                     return Err(Errno::Fbig.into());
                 }
                 let n = m.write_at(file, *pos, &data, now)?;
@@ -374,13 +464,27 @@ impl WasiCtx {
         mem.write_u32(nwritten, n as u32)
     }
 
-    pub fn fd_readdir(&mut self, mem: &GuestMemory, fd: u32, buf: u32, buf_len: u32, cookie: u64, bufused: u32) -> SysResult {
+    pub fn fd_readdir(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        buf: u32,
+        buf_len: u32,
+        cookie: u64,
+        bufused: u32,
+    ) -> SysResult {
         let desc = self.fds.get(fd)?;
-        let Handle::Dir { mount, dir, .. } = &desc.handle else { return Err(Errno::Notdir.into()) };
+        let Handle::Dir { mount, dir, .. } = &desc.handle else {
+            return Err(Errno::Notdir.into());
+        };
         desc.require(rights::FD_READDIR)?;
         let entries = self.mounts[*mount].readdir(dir)?;
         let mut out = Vec::with_capacity(buf_len as usize);
-        for (index, entry) in entries.iter().enumerate().skip(cookie.min(usize::MAX as u64) as usize) {
+        for (index, entry) in entries
+            .iter()
+            .enumerate()
+            .skip(cookie.min(usize::MAX as u64) as usize)
+        {
             if out.len() >= buf_len as usize {
                 break;
             }
@@ -412,10 +516,24 @@ impl WasiCtx {
         Ok(())
     }
 
-    pub fn fd_seek(&mut self, mem: &GuestMemory, fd: u32, offset: i64, whence: u8, out: u32) -> SysResult {
+    pub fn fd_seek(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        offset: i64,
+        whence: u8,
+        out: u32,
+    ) -> SysResult {
         let desc = self.fds.get_mut(fd)?;
-        let needed = if offset == 0 && whence == whence::CUR { rights::FD_TELL } else { rights::FD_SEEK | rights::FD_TELL };
-        let Handle::File { mount, file, pos, .. } = &mut desc.handle else {
+        let needed = if offset == 0 && whence == whence::CUR {
+            rights::FD_TELL
+        } else {
+            rights::FD_SEEK | rights::FD_TELL
+        };
+        let Handle::File {
+            mount, file, pos, ..
+        } = &mut desc.handle
+        else {
             return Err(match desc.handle {
                 Handle::Dir { .. } => Errno::Badf,
                 _ => Errno::Spipe,

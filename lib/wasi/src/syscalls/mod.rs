@@ -22,7 +22,12 @@ impl WasiCtx {
     pub(crate) fn dir_of(&self, fd: u32, needed: u64) -> Result<(usize, DirRef, String), Errno> {
         let desc = self.fds.get(fd)?;
         match &desc.handle {
-            Handle::Dir { mount, dir, guest_path, .. } => {
+            Handle::Dir {
+                mount,
+                dir,
+                guest_path,
+                ..
+            } => {
                 desc.require(needed)?;
                 Ok((*mount, dir.clone(), guest_path.clone()))
             }
@@ -31,7 +36,13 @@ impl WasiCtx {
     }
 
     /// Resolves `path` relative to the directory descriptor `fd`.
-    pub(crate) fn resolve_at(&self, fd: u32, path: &str, follow: bool, needed: u64) -> Result<(usize, Resolved), Errno> {
+    pub(crate) fn resolve_at(
+        &self,
+        fd: u32,
+        path: &str,
+        follow: bool,
+        needed: u64,
+    ) -> Result<(usize, Resolved), Errno> {
         let (mount, dir, _) = self.dir_of(fd, needed)?;
         let mount_ref = self.mounts.get(mount).ok_or(Errno::Badf)?;
         Ok((mount, resolve(mount_ref, &dir, path, follow)?))

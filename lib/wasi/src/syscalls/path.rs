@@ -15,36 +15,77 @@ fn follow(flags: u32) -> bool {
 }
 
 impl WasiCtx {
-    pub fn path_create_directory(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+    pub fn path_create_directory(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        path: u32,
+        path_len: u32,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_CREATE_DIRECTORY)?;
         Ok(self.mounts[mount].mkdir(&resolved, now)?)
     }
 
-    pub fn path_filestat_get(&mut self, mem: &GuestMemory, fd: u32, flags: u32, path: u32, path_len: u32, out: u32) -> SysResult {
+    pub fn path_filestat_get(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        flags: u32,
+        path: u32,
+        path_len: u32,
+        out: u32,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
-        let (mount, resolved) = self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_GET)?;
+        let (mount, resolved) =
+            self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_GET)?;
         let stat = self.mounts[mount].stat(&resolved)?;
         write_filestat(mem, out, &stat)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn path_filestat_set_times(&mut self, mem: &GuestMemory, fd: u32, flags: u32, path: u32, path_len: u32, atim: u64, mtim: u64, fst: u16) -> SysResult {
+    pub fn path_filestat_set_times(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        flags: u32,
+        path: u32,
+        path_len: u32,
+        atim: u64,
+        mtim: u64,
+        fst: u16,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (a, m) = times_from_flags(fst, atim, mtim, now)?;
-        let (mount, resolved) = self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_SET_TIMES)?;
+        let (mount, resolved) =
+            self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_SET_TIMES)?;
         self.mounts[mount].stat(&resolved)?;
         Ok(self.mounts[mount].set_times(&resolved, a, m, now)?)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn path_link(&mut self, mem: &GuestMemory, old_fd: u32, old_flags: u32, old_path: u32, old_len: u32, new_fd: u32, new_path: u32, new_len: u32) -> SysResult {
+    pub fn path_link(
+        &mut self,
+        mem: &GuestMemory,
+        old_fd: u32,
+        old_flags: u32,
+        old_path: u32,
+        old_len: u32,
+        new_fd: u32,
+        new_path: u32,
+        new_len: u32,
+    ) -> SysResult {
         let old_path = mem.read_string(old_path, old_len)?;
         let new_path = mem.read_string(new_path, new_len)?;
         let now = self.now();
-        let (from_mount, from) = self.resolve_at(old_fd, &old_path, follow(old_flags), rights::PATH_LINK_SOURCE)?;
+        let (from_mount, from) = self.resolve_at(
+            old_fd,
+            &old_path,
+            follow(old_flags),
+            rights::PATH_LINK_SOURCE,
+        )?;
         let (to_mount, to) = self.resolve_at(new_fd, &new_path, false, rights::PATH_LINK_TARGET)?;
         if from_mount != to_mount {
             return Err(Errno::Xdev.into());
@@ -81,8 +122,12 @@ impl WasiCtx {
             needed |= rights::PATH_FILESTAT_SET_SIZE;
         }
         self.fds.get(dirfd)?.require(needed)?;
-        let resolved = crate::fs::resolve(&self.mounts[mount], &parent_dir, &path, follow(dirflags))?;
-        let write_rights = rights::FD_WRITE | rights::FD_DATASYNC | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE;
+        let resolved =
+            crate::fs::resolve(&self.mounts[mount], &parent_dir, &path, follow(dirflags))?;
+        let write_rights = rights::FD_WRITE
+            | rights::FD_DATASYNC
+            | rights::FD_ALLOCATE
+            | rights::FD_FILESTAT_SET_SIZE;
         let request = OpenRequest {
             create: oflags & oflags::CREAT != 0,
             exclusive: oflags & oflags::EXCL != 0,
@@ -96,13 +141,23 @@ impl WasiCtx {
         let inheriting = rights_inheriting & parent_inheriting;
         let desc = match opened {
             Opened::File(file) => Descriptor::new(
-                Handle::File { mount, file, pos: 0, guest_path },
+                Handle::File {
+                    mount,
+                    file,
+                    pos: 0,
+                    guest_path,
+                },
                 rights_base & parent_inheriting & rights::FILE,
                 inheriting,
                 fdflags,
             ),
             Opened::Dir(dir) => Descriptor::new(
-                Handle::Dir { mount, dir, preopen: false, guest_path },
+                Handle::Dir {
+                    mount,
+                    dir,
+                    preopen: false,
+                    guest_path,
+                },
                 rights_base & parent_inheriting & rights::DIRECTORY,
                 inheriting,
                 fdflags,
@@ -118,7 +173,16 @@ impl WasiCtx {
         Ok(())
     }
 
-    pub fn path_readlink(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32, buf: u32, buf_len: u32, bufused: u32) -> SysResult {
+    pub fn path_readlink(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        path: u32,
+        path_len: u32,
+        buf: u32,
+        buf_len: u32,
+        bufused: u32,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_READLINK)?;
         let target = self.mounts[mount].readlink(&resolved)?;
@@ -127,7 +191,13 @@ impl WasiCtx {
         mem.write_u32(bufused, n as u32)
     }
 
-    pub fn path_remove_directory(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+    pub fn path_remove_directory(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        path: u32,
+        path_len: u32,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_REMOVE_DIRECTORY)?;
@@ -135,19 +205,38 @@ impl WasiCtx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn path_rename(&mut self, mem: &GuestMemory, fd: u32, old_path: u32, old_len: u32, new_fd: u32, new_path: u32, new_len: u32) -> SysResult {
+    pub fn path_rename(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        old_path: u32,
+        old_len: u32,
+        new_fd: u32,
+        new_path: u32,
+        new_len: u32,
+    ) -> SysResult {
         let old_path = mem.read_string(old_path, old_len)?;
         let new_path = mem.read_string(new_path, new_len)?;
         let now = self.now();
-        let (from_mount, from) = self.resolve_at(fd, &old_path, false, rights::PATH_RENAME_SOURCE)?;
-        let (to_mount, to) = self.resolve_at(new_fd, &new_path, false, rights::PATH_RENAME_TARGET)?;
+        let (from_mount, from) =
+            self.resolve_at(fd, &old_path, false, rights::PATH_RENAME_SOURCE)?;
+        let (to_mount, to) =
+            self.resolve_at(new_fd, &new_path, false, rights::PATH_RENAME_TARGET)?;
         if from_mount != to_mount {
             return Err(Errno::Xdev.into());
         }
         Ok(self.mounts[from_mount].rename(&from, &to, now)?)
     }
 
-    pub fn path_symlink(&mut self, mem: &GuestMemory, old_path: u32, old_len: u32, fd: u32, new_path: u32, new_len: u32) -> SysResult {
+    pub fn path_symlink(
+        &mut self,
+        mem: &GuestMemory,
+        old_path: u32,
+        old_len: u32,
+        fd: u32,
+        new_path: u32,
+        new_len: u32,
+    ) -> SysResult {
         let target = mem.read_string(old_path, old_len)?;
         let new_path = mem.read_string(new_path, new_len)?;
         let now = self.now();
@@ -155,7 +244,13 @@ impl WasiCtx {
         Ok(self.mounts[mount].symlink(&target, &resolved, now)?)
     }
 
-    pub fn path_unlink_file(&mut self, mem: &GuestMemory, fd: u32, path: u32, path_len: u32) -> SysResult {
+    pub fn path_unlink_file(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        path: u32,
+        path_len: u32,
+    ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_UNLINK_FILE)?;

@@ -39,11 +39,18 @@ fn write_events(mem: &GuestMemory, out: u32, events: &[Event], nevents: u32) -> 
     mem.write_u32(nevents, events.len() as u32)
 }
 
-fn poll_socket(fd: std::os::fd::BorrowedFd<'_>, write: bool, timeout: Option<Duration>) -> Result<bool, Errno> {
+fn poll_socket(
+    fd: std::os::fd::BorrowedFd<'_>,
+    write: bool,
+    timeout: Option<Duration>,
+) -> Result<bool, Errno> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let flags = if write { PollFlags::OUT } else { PollFlags::IN };
     let mut fds = [PollFd::new(&fd, flags)];
-    let ts = timeout.map(|d| Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ });
+    let ts = timeout.map(|d| Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    });
     match poll(&mut fds, ts.as_ref()) {
         Ok(n) => Ok(n > 0),
         Err(rustix::io::Errno::INTR) => Ok(false),
@@ -52,17 +59,31 @@ fn poll_socket(fd: std::os::fd::BorrowedFd<'_>, write: bool, timeout: Option<Dur
 }
 
 impl WasiCtx {
-    pub fn poll_oneoff(&mut self, mem: &GuestMemory, subs: u32, out: u32, nsubs: u32, nevents: u32) -> SysResult {
+    pub fn poll_oneoff(
+        &mut self,
+        mem: &GuestMemory,
+        subs: u32,
+        out: u32,
+        nsubs: u32,
+        nevents: u32,
+    ) -> SysResult {
         if nsubs == 0 {
             return Err(Errno::Inval.into());
         }
-        let bytes = mem.read_bytes(subs, nsubs.checked_mul(layout::SUBSCRIPTION_SIZE).ok_or(Errno::Inval)?)?;
+        let bytes = mem.read_bytes(
+            subs,
+            nsubs
+                .checked_mul(layout::SUBSCRIPTION_SIZE)
+                .ok_or(Errno::Inval)?,
+        )?;
         let start = self.clock.monotonic();
         let mut ready: Vec<Event> = Vec::new();
         let mut pending: Vec<Sub> = Vec::new();
         for raw in bytes.chunks_exact(layout::SUBSCRIPTION_SIZE as usize) {
-            let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
-            let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or_default());
+            let u64_at =
+                |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
+            let u32_at =
+                |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or_default());
             let userdata = u64_at(0);
             let kind = raw[8];
             match kind {
@@ -71,13 +92,25 @@ impl WasiCtx {
                     let timeout = u64_at(24);
                     let flags = u16::from_le_bytes([raw[40], raw[41]]);
                     let deadline = match id {
-                        clockid::REALTIME | clockid::MONOTONIC if flags & subclockflags::ABSTIME != 0 => {
-                            let now = if id == clockid::REALTIME { self.clock.realtime() } else { start };
+                        clockid::REALTIME | clockid::MONOTONIC
+                            if flags & subclockflags::ABSTIME != 0 =>
+                        {
+                            let now = if id == clockid::REALTIME {
+                                self.clock.realtime()
+                            } else {
+                                start
+                            };
                             start.saturating_add(timeout.saturating_sub(now))
                         }
                         clockid::REALTIME | clockid::MONOTONIC => start.saturating_add(timeout),
                         _ => {
-                            ready.push(Event { userdata, error: Errno::Inval, kind, nbytes: 0, flags: 0 });
+                            ready.push(Event {
+                                userdata,
+                                error: Errno::Inval,
+                                kind,
+                                nbytes: 0,
+                                flags: 0,
+                            });
                             continue;
                         }
                     };
@@ -87,19 +120,47 @@ impl WasiCtx {
                     let fd = u32_at(16);
                     let write = kind == eventtype::FD_WRITE;
                     match self.fds.get(fd) {
-                        Err(e) => ready.push(Event { userdata, error: e, kind, nbytes: 0, flags: 0 }),
+                        Err(e) => ready.push(Event {
+                            userdata,
+                            error: e,
+                            kind,
+                            nbytes: 0,
+                            flags: 0,
+                        }),
                         Ok(desc) => match &desc.handle {
-                            Handle::File { mount, file, pos, .. } => {
+                            Handle::File {
+                                mount, file, pos, ..
+                            } => {
                                 let size = self.mounts[*mount].file_size(file).unwrap_or(0);
                                 let nbytes = if write { 0 } else { size.saturating_sub(*pos) };
-                                ready.push(Event { userdata, error: Errno::Success, kind, nbytes, flags: 0 });
+                                ready.push(Event {
+                                    userdata,
+                                    error: Errno::Success,
+                                    kind,
+                                    nbytes,
+                                    flags: 0,
+                                });
                             }
-                            Handle::Stdout | Handle::Stderr if write => {
-                                ready.push(Event { userdata, error: Errno::Success, kind, nbytes: 0, flags: 0 })
+                            Handle::Stdout | Handle::Stderr if write => ready.push(Event {
+                                userdata,
+                                error: Errno::Success,
+                                kind,
+                                nbytes: 0,
+                                flags: 0,
+                            }),
+                            Handle::Stdin if !write => {
+                                pending.push(Sub::Wait { userdata, kind, fd })
                             }
-                            Handle::Stdin if !write => pending.push(Sub::Wait { userdata, kind, fd }),
-                            Handle::Stream(_) | Handle::Listener(_) => pending.push(Sub::Wait { userdata, kind, fd }),
-                            _ => ready.push(Event { userdata, error: Errno::Badf, kind, nbytes: 0, flags: 0 }),
+                            Handle::Stream(_) | Handle::Listener(_) => {
+                                pending.push(Sub::Wait { userdata, kind, fd })
+                            }
+                            _ => ready.push(Event {
+                                userdata,
+                                error: Errno::Badf,
+                                kind,
+                                nbytes: 0,
+                                flags: 0,
+                            }),
                         },
                     }
                 }
@@ -126,13 +187,25 @@ impl WasiCtx {
                 .min();
             for &(userdata, kind, fd) in &waits {
                 if self.fd_ready(fd, kind == eventtype::FD_WRITE, Some(Duration::ZERO))? {
-                    ready.push(Event { userdata, error: Errno::Success, kind, nbytes: 1, flags: 0 });
+                    ready.push(Event {
+                        userdata,
+                        error: Errno::Success,
+                        kind,
+                        nbytes: 1,
+                        flags: 0,
+                    });
                 }
             }
             for s in &pending {
                 if let Sub::Clock { userdata, deadline } = s {
                     if *deadline <= now {
-                        ready.push(Event { userdata: *userdata, error: Errno::Success, kind: eventtype::CLOCK, nbytes: 0, flags: 0 });
+                        ready.push(Event {
+                            userdata: *userdata,
+                            error: Errno::Success,
+                            kind: eventtype::CLOCK,
+                            nbytes: 0,
+                            flags: 0,
+                        });
                     }
                 }
             }
@@ -151,7 +224,9 @@ impl WasiCtx {
                 }
                 // Several: wait on the first in short slices, checking all.
                 [(_, kind, fd), ..] => {
-                    let slice = remaining.map_or(Duration::from_millis(5), |r| r.min(Duration::from_millis(5)));
+                    let slice = remaining.map_or(Duration::from_millis(5), |r| {
+                        r.min(Duration::from_millis(5))
+                    });
                     self.fd_ready(*fd, *kind == eventtype::FD_WRITE, Some(slice))?;
                 }
             }

@@ -46,18 +46,27 @@ impl WasiCtx {
 
     pub fn clock_res_get(&mut self, mem: &GuestMemory, id: u32, out: u32) -> SysResult {
         match id {
-            clockid::REALTIME | clockid::MONOTONIC | clockid::PROCESS_CPUTIME_ID | clockid::THREAD_CPUTIME_ID => {
-                mem.write_u64(out, self.clock.resolution())
-            }
+            clockid::REALTIME
+            | clockid::MONOTONIC
+            | clockid::PROCESS_CPUTIME_ID
+            | clockid::THREAD_CPUTIME_ID => mem.write_u64(out, self.clock.resolution()),
             _ => Err(Errno::Inval.into()),
         }
     }
 
-    pub fn clock_time_get(&mut self, mem: &GuestMemory, id: u32, _precision: u64, out: u32) -> SysResult {
+    pub fn clock_time_get(
+        &mut self,
+        mem: &GuestMemory,
+        id: u32,
+        _precision: u64,
+        out: u32,
+    ) -> SysResult {
         let now = match id {
             clockid::REALTIME => self.clock.realtime(),
             clockid::MONOTONIC => self.clock.monotonic(),
-            clockid::PROCESS_CPUTIME_ID | clockid::THREAD_CPUTIME_ID => self.clock.process_cputime(),
+            clockid::PROCESS_CPUTIME_ID | clockid::THREAD_CPUTIME_ID => {
+                self.clock.process_cputime()
+            }
             _ => return Err(Errno::Inval.into()),
         };
         mem.write_u64(out, now)

@@ -12,27 +12,51 @@ use crate::memory::{iovecs_len, GuestMemory};
 use super::fd::MAX_IO;
 
 impl WasiCtx {
-    pub fn sock_accept(&mut self, mem: &GuestMemory, fd: u32, flags: u16, fd_out: u32) -> SysResult {
+    pub fn sock_accept(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        flags: u16,
+        fd_out: u32,
+    ) -> SysResult {
         if flags & !fdflags::NONBLOCK != 0 {
             return Err(Errno::Inval.into());
         }
         let desc = self.fds.get(fd)?;
-        let Handle::Listener(listener) = &desc.handle else { return Err(Errno::Notsock.into()) };
+        let Handle::Listener(listener) = &desc.handle else {
+            return Err(Errno::Notsock.into());
+        };
         desc.require(rights::SOCK_ACCEPT)?;
         let (stream, _) = listener.accept()?;
         stream.set_nonblocking(flags & fdflags::NONBLOCK != 0)?;
-        let new = self.fds.insert(Descriptor::new(Handle::Stream(stream), rights::SOCKET, 0, flags))?;
+        let new = self.fds.insert(Descriptor::new(
+            Handle::Stream(stream),
+            rights::SOCKET,
+            0,
+            flags,
+        ))?;
         mem.write_u32(fd_out, new)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn sock_recv(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, flags: u16, nread: u32, oflags: u32) -> SysResult {
+    pub fn sock_recv(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        flags: u16,
+        nread: u32,
+        oflags: u32,
+    ) -> SysResult {
         if flags & !(sock::RECV_PEEK | sock::RECV_WAITALL) != 0 {
             return Err(Errno::Inval.into());
         }
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get_mut(fd)?;
-        let Handle::Stream(stream) = &mut desc.handle else { return Err(Errno::Notsock.into()) };
+        let Handle::Stream(stream) = &mut desc.handle else {
+            return Err(Errno::Notsock.into());
+        };
         let mut buf = vec![0u8; iovecs_len(&iovs).min(MAX_IO)];
         let n = if flags & sock::RECV_PEEK != 0 {
             stream.peek(&mut buf)?
@@ -53,21 +77,33 @@ impl WasiCtx {
         mem.write_u16_flags(oflags, 0)
     }
 
-    pub fn sock_send(&mut self, mem: &GuestMemory, fd: u32, iovs: u32, iovs_len: u32, flags: u16, nwritten: u32) -> SysResult {
+    pub fn sock_send(
+        &mut self,
+        mem: &GuestMemory,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        flags: u16,
+        nwritten: u32,
+    ) -> SysResult {
         if flags != 0 {
             return Err(Errno::Inval.into());
         }
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let data = mem.gather(&iovs)?;
         let desc = self.fds.get_mut(fd)?;
-        let Handle::Stream(stream) = &mut desc.handle else { return Err(Errno::Notsock.into()) };
+        let Handle::Stream(stream) = &mut desc.handle else {
+            return Err(Errno::Notsock.into());
+        };
         let n = stream.write(&data)?;
         mem.write_u32(nwritten, n as u32)
     }
 
     pub fn sock_shutdown(&mut self, fd: u32, how: u8) -> SysResult {
         let desc = self.fds.get(fd)?;
-        let Handle::Stream(stream) = &desc.handle else { return Err(Errno::Notsock.into()) };
+        let Handle::Stream(stream) = &desc.handle else {
+            return Err(Errno::Notsock.into());
+        };
         let how = match how {
             sock::SHUT_RD => Shutdown::Read,
             sock::SHUT_WR => Shutdown::Write,
