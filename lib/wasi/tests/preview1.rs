@@ -1,6 +1,7 @@
 //! The preview1 suite fixture (every function, success and error paths) on
 //! each kind of mount, plus the library's own seams: stat through the
 //! context, injected clocks and randomness, traps.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -162,6 +162,7 @@ pub fn run(options: RunOptions) -> Result<i32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
