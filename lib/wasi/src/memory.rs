@@ -50,6 +50,13 @@ impl<'a> GuestMemory<'a> {
         }
     }
 
+    /// Traps unless `[ptr, ptr + len)` lies inside memory. Once checked,
+    /// offsets inside the range cannot overflow `u32` (memory is at most
+    /// 4 GiB).
+    pub fn check_range(&self, ptr: u32, len: u64) -> SysResult<()> {
+        self.check(ptr.into(), len)
+    }
+
     pub fn read_bytes(&self, ptr: u32, len: u32) -> SysResult<Vec<u8>> {
         self.check(ptr.into(), len.into())?;
         let mut buf = vec![0u8; len as usize];

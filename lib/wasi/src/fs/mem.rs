@@ -302,6 +302,11 @@ impl MemFs {
         Ok(())
     }
 
+    /// Whether directory `of` is `ancestor` or lies below it.
+    pub fn is_within(&self, ancestor: u64, of: u64) -> bool {
+        self.is_ancestor(ancestor, of)
+    }
+
     fn is_ancestor(&self, ancestor: u64, mut of: u64) -> bool {
         loop {
             if of == ancestor {

@@ -330,8 +330,9 @@ impl WasiCtx {
                 ..
             } => {
                 let len = self.mounts[*mount].guest_path.len() as u32;
-                mem.write_u32(out, 0)?; // tag 0 (dir) and padding
-                mem.write_u32(out + 4, len)
+                let mut b = [0u8; layout::PRESTAT_SIZE];
+                b[4..8].copy_from_slice(&len.to_le_bytes()); // tag 0: a directory
+                mem.write_bytes(out, &b)
             }
             _ => Err(Errno::Badf.into()),
         }

@@ -27,6 +27,7 @@ enum Sub {
 }
 
 fn write_events(mem: &GuestMemory, out: u32, events: &[Event], nevents: u32) -> SysResult {
+    mem.check_range(out, (events.len() * layout::EVENT_SIZE) as u64)?;
     for (i, e) in events.iter().enumerate() {
         let mut b = [0u8; layout::EVENT_SIZE];
         b[0..8].copy_from_slice(&e.userdata.to_le_bytes());

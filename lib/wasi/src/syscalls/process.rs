@@ -13,6 +13,9 @@ fn sizes(strings: &[String]) -> (u32, u32) {
 
 /// Writes a `char**` array and the NUL-terminated strings it points to.
 fn write_strings(mem: &GuestMemory, strings: &[String], ptrs: u32, buf: u32) -> SysResult {
+    let (count, bytes) = sizes(strings);
+    mem.check_range(ptrs, u64::from(count) * 4)?;
+    mem.check_range(buf, bytes.into())?;
     let mut at = buf;
     for (i, s) in strings.iter().enumerate() {
         mem.write_u32(ptrs + 4 * i as u32, at)?;
@@ -74,7 +77,7 @@ impl WasiCtx {
 
     pub fn random_get(&mut self, mem: &GuestMemory, buf: u32, len: u32) -> SysResult {
         // Check the whole range first, so that a bad pointer fills nothing.
-        mem.read_bytes(buf, 0)?;
+        mem.check_range(buf, len.into())?;
         let mut chunk = vec![0u8; (len as usize).min(64 * 1024)];
         let mut done = 0u32;
         while done < len {
