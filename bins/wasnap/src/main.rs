@@ -83,6 +83,21 @@ enum Command {
         /// Report on stderr how the module was loaded and how long it took.
         #[arg(short, long)]
         verbose: bool,
+        /// Journal every effect into PATH (created if missing). If PATH
+        /// already holds records, they are replayed first: journaled mounts
+        /// and descriptors come back as the last run left them.
+        #[arg(long, value_name = "PATH")]
+        journal: Option<PathBuf>,
+        /// Replay PATH without writing to it, before --journal's records (one
+        /// base journal can serve many runs). Repeatable.
+        #[arg(long = "journal-readonly", value_name = "PATH")]
+        journal_readonly: Vec<PathBuf>,
+        /// While replaying, print the recorded standard output and error again.
+        #[arg(long)]
+        replay_stdio: bool,
+        /// Replay a journal even if it was recorded for another module.
+        #[arg(long)]
+        force: bool,
     },
     /// Inspect, verify, convert, filter and repair journals.
     #[command(subcommand)]
@@ -241,6 +256,10 @@ fn main() -> ExitCode {
             cache_dir,
             no_cache,
             verbose,
+            journal,
+            journal_readonly,
+            replay_stdio,
+            force,
         } => {
             let options = commands::run::RunOptions {
                 module,
@@ -253,6 +272,10 @@ fn main() -> ExitCode {
                 cache_dir,
                 no_cache,
                 verbose,
+                journal,
+                journal_readonly,
+                replay_stdio,
+                force,
             };
             return match commands::run::run(options) {
                 Ok(code) => ExitCode::from(code as u8),

@@ -7,7 +7,10 @@ use crate::abi::rights;
 use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
 use crate::fd::{Descriptor, FdTable, Handle};
 use crate::fs::{mem::MemFs, DirRef, Mount};
+use crate::errno::SysResult;
+use crate::record::Recorder;
 use crate::stdio::{HostStderr, HostStdin, HostStdout, InputStream, OutputStream};
+use wasnap_journal::JournalEntry;
 
 /// Everything a running guest's syscalls act on.
 pub struct WasiCtx {
@@ -21,6 +24,13 @@ pub struct WasiCtx {
     pub stdin: Box<dyn InputStream>,
     pub stdout: Box<dyn OutputStream>,
     pub stderr: Box<dyn OutputStream>,
+    /// Where effects are journaled (`None`: journaling is off, and costs a
+    /// branch per state-changing call).
+    pub recorder: Option<Recorder>,
+    /// The time the current effect happens at (see [`WasiCtx::now`]).
+    effect_time: u64,
+    /// During replay: the recorded effect time, used instead of the clock.
+    pub(crate) time_override: Option<u64>,
 }
 
 impl WasiCtx {
@@ -28,9 +38,37 @@ impl WasiCtx {
         WasiCtxBuilder::default()
     }
 
-    /// The current real time, for file times.
+    /// The effect time: real time in whole milliseconds, for file times. It
+    /// is what the journal records, so replay reproduces file times exactly.
     pub fn now(&mut self) -> u64 {
-        self.clock.realtime()
+        let t = match self.time_override {
+            Some(t) => t,
+            None => self.clock.realtime() / 1_000_000 * 1_000_000,
+        };
+        self.effect_time = t;
+        t
+    }
+
+    /// Journals an effect that just succeeded (no-op when not recording).
+    pub(crate) fn record(&mut self, entry: JournalEntry<'_>) -> SysResult {
+        match &mut self.recorder {
+            Some(recorder) => recorder.record(self.effect_time, entry),
+            None => Ok(()),
+        }
+    }
+
+    /// Output commit before something leaves the process (no-op when not
+    /// recording).
+    pub(crate) fn commit_output(&mut self) -> SysResult {
+        match &mut self.recorder {
+            Some(recorder) => recorder.commit_output(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether effects are being journaled.
+    pub fn recording(&self) -> bool {
+        self.recorder.is_some()
     }
 }
 
@@ -299,6 +337,9 @@ impl WasiCtxBuilder {
             stdin: self.stdin.unwrap_or_else(|| Box::new(HostStdin)),
             stdout: self.stdout.unwrap_or_else(|| Box::new(HostStdout)),
             stderr: self.stderr.unwrap_or_else(|| Box::new(HostStderr)),
+            recorder: None,
+            effect_time: now,
+            time_override: None,
         })
     }
 }

@@ -114,7 +114,12 @@ impl WasiInstance {
             .clone();
         let result = start.call(&mut self.store, &[]);
         let status = match result {
-            Ok(_) => ExitStatus::Exited(0),
+            Ok(_) => {
+                if let Err(crate::errno::SysError::Trap(trap)) = self.ctx_mut().record_exit(0) {
+                    return Ok(ExitStatus::Trapped { message: trap.to_string(), backtrace: Vec::new() });
+                }
+                ExitStatus::Exited(0)
+            }
             Err(error) => {
                 let backtrace = error
                     .trace()
@@ -150,6 +155,9 @@ impl WasiInstance {
             }
         };
         let ctx = self.ctx_mut();
+        if let Some(recorder) = &mut ctx.recorder {
+            let _ = recorder.commit_output();
+        }
         let _ = ctx.stdout.flush();
         let _ = ctx.stderr.flush();
         Ok(status)

@@ -25,6 +25,8 @@ pub mod imports;
 pub mod instance;
 pub mod memory;
 pub mod module_cache;
+pub mod record;
+pub mod replay;
 pub mod stdio;
 mod syscalls;
 

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use wasnap_journal::{Durability, Journal, JournalOptions, JournalReader, Recovery};
+use wasnap_wasi::replay::{replay, ReplayOptions, ReplaySummary};
 use wasnap_wasi::{CacheOutcome, ExitStatus, ModuleCache, WasiCtx, WasiInstance};
 
 /// A parsed `--dir` value.
@@ -58,12 +60,34 @@ pub struct RunOptions {
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub verbose: bool,
+    pub journal: Option<PathBuf>,
+    pub journal_readonly: Vec<PathBuf>,
+    pub replay_stdio: bool,
+    pub force: bool,
 }
 
 fn read_module(path: &Path) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
     Ok(bytes)
+}
+
+fn report_replay(options: &RunOptions, path: &Path, summary: &ReplaySummary) {
+    for warning in &summary.warnings {
+        eprintln!("wasnap: {}: {warning}", path.display());
+    }
+    if options.verbose {
+        eprintln!(
+            "wasnap: replayed {} records of {} ({} runs): {} bytes served from the journal, {} copied, {} host-mount effects left to the host, {} entries skipped",
+            summary.records,
+            path.display(),
+            summary.runs,
+            summary.zero_copy_bytes,
+            summary.copied_bytes,
+            summary.host_effects_skipped,
+            summary.unsupported_skipped
+        );
+    }
 }
 
 /// Runs the module; returns the exit code for the process.
@@ -137,7 +161,26 @@ pub fn run(options: RunOptions) -> Result<i32> {
         }
         builder = builder.listener(listener);
     }
-    let ctx = builder.build()?;
+    let mut ctx = builder.build()?;
+    let hash = wasnap_wasi::record::module_hash(&wasm);
+    let replay_options = ReplayOptions { replay_stdio: options.replay_stdio, force: options.force, module_hash: Some(hash) };
+    for path in &options.journal_readonly {
+        let mut reader = JournalReader::open(path)
+            .with_context(|| format!("cannot open journal {}", path.display()))?
+            .with_recovery(Recovery::StopAtTornTail);
+        let summary = replay(&mut ctx, &mut reader, &replay_options)?;
+        report_replay(&options, path, &summary);
+    }
+    if let Some(path) = &options.journal {
+        let journal = Journal::open(path, JournalOptions { durability: Durability::None })
+            .with_context(|| format!("cannot open journal {}", path.display()))?;
+        let (writer, mut reader) = journal.split();
+        let summary = replay(&mut ctx, &mut reader, &replay_options)?;
+        if summary.records > 0 {
+            report_replay(&options, path, &summary);
+        }
+        ctx.start_recording(writer, hash).map_err(|e| anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display()))?;
+    }
     let store = wasmer::Store::new(engine);
     let mut instance = WasiInstance::new(store, &module, ctx)
         .with_context(|| format!("cannot run {}", module_path.display()))?;

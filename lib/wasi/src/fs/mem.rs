@@ -9,7 +9,7 @@
 //!   descriptor holds it (`open > 0`) and is freed on the last close;
 //! - entry names are never empty, `.`, `..`, and never contain `/`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::SeekFrom;
 use std::path::PathBuf;
 
@@ -49,7 +49,21 @@ pub struct MemFs {
     next_ino: u64,
     store: virtual_fs::mem_fs::FileSystem,
     dev: u64,
+    /// Contents served from a journal's mapping (replay): a second content
+    /// store whose files may hold extents that point into the map.
+    offload: Option<virtual_fs::mem_fs::FileSystem>,
+    /// Inodes whose content lives in `offload`.
+    offloaded: HashSet<u64>,
+    /// Writes made to offloaded files since replay ended; past
+    /// [`MIGRATE_AFTER_WRITES`] the file moves to the plain store, because
+    /// every write to an offloaded file adds an extent that reads must walk.
+    live_writes: HashMap<u64, u32>,
+    /// While true, new files are created in the offload store.
+    pub replaying: bool,
 }
+
+/// See `MemFs::live_writes`.
+pub const MIGRATE_AFTER_WRITES: u32 = 64;
 
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from(e)
@@ -78,6 +92,10 @@ impl MemFs {
             next_ino: ROOT + 1,
             store: Default::default(),
             dev,
+            offload: None,
+            offloaded: HashSet::new(),
+            live_writes: HashMap::new(),
+            replaying: false,
         }
     }
 
@@ -185,8 +203,12 @@ impl MemFs {
             return Err(Errno::Exist);
         }
         let ino = self.next_ino;
-        let content = self
-            .store
+        let offload = self.replaying && self.offload.is_some();
+        let store = match (&self.offload, offload) {
+            (Some(store), true) => store,
+            _ => &self.store,
+        };
+        let content = store
             .new_open_options()
             .read(true)
             .write(true)
@@ -194,6 +216,9 @@ impl MemFs {
             .open(PathBuf::from(format!("/{ino}")))
             .map_err(Errno::from)?;
         let ino = self.alloc(Kind::File(content), now);
+        if offload {
+            self.offloaded.insert(ino);
+        }
         self.entries_mut(dir)?.insert(name.to_owned(), ino);
         self.touch_dir(dir, now);
         Ok(ino)
@@ -279,7 +304,16 @@ impl MemFs {
     fn free(&mut self, ino: u64) {
         if let Some(node) = self.inodes.remove(&ino) {
             if let Kind::File(_) = node.kind {
-                let _ = self.store.remove_file(&PathBuf::from(format!("/{ino}")));
+                let path = PathBuf::from(format!("/{ino}"));
+                match (&self.offload, self.offloaded.remove(&ino)) {
+                    (Some(store), true) => {
+                        let _ = store.remove_file(&path);
+                    }
+                    _ => {
+                        let _ = self.store.remove_file(&path);
+                    }
+                }
+                self.live_writes.remove(&ino);
             }
         }
     }
@@ -430,13 +464,9 @@ impl MemFs {
         }
     }
 
-    pub fn read_at(
-        &mut self,
-        ino: u64,
-        pos: u64,
-        buf: &mut [u8],
-        now: u64,
-    ) -> Result<usize, Errno> {
+    /// Reads at `pos`. Access times are not updated (reads are not
+    /// journaled, so replay could not reproduce them).
+    pub fn read_at(&mut self, ino: u64, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let content = self.content(ino)?;
         let size = content.size();
         let n = if pos >= size {
@@ -450,11 +480,18 @@ impl MemFs {
             .map_err(io_errno)?;
             want
         };
-        self.node_mut(ino)?.atim = now;
         Ok(n)
     }
 
     pub fn write_at(&mut self, ino: u64, pos: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
+        if !self.replaying && self.offloaded.contains(&ino) {
+            let writes = self.live_writes.entry(ino).or_insert(0);
+            *writes += 1;
+            if *writes > MIGRATE_AFTER_WRITES {
+                self.migrate(ino)?;
+            }
+        }
+
         let content = self.content(ino)?;
         block_on(async {
             content.seek(SeekFrom::Start(pos)).await?;
@@ -477,5 +514,62 @@ impl MemFs {
         node.mtim = now;
         node.ctim = now;
         Ok(())
+    }
+
+    /// Serves future reads of the files created while `replaying` from
+    /// `buffer` (a journal's mapping) where [`MemFs::write_mapped`] says so.
+    pub fn set_offload(&mut self, buffer: shared_buffer::OwnedBuffer) -> Result<(), Errno> {
+        let store = virtual_fs::mem_fs::OffloadBackingStore::from_buffer(buffer);
+        let fs = virtual_fs::mem_fs::FileSystem::default().with_backing_offload(store).map_err(Errno::from)?;
+        self.offload = Some(fs);
+        Ok(())
+    }
+
+    /// Writes `len` bytes found at `map_offset` of the offload buffer to
+    /// `pos` of the file, without copying them. `Ok(false)` if the file is
+    /// not offloaded (the caller copies instead).
+    pub fn write_mapped(&mut self, ino: u64, pos: u64, map_offset: u64, len: u64, now: u64) -> Result<bool, Errno> {
+        if !self.offloaded.contains(&ino) {
+            return Ok(false);
+        }
+        let content = self.content(ino)?;
+        block_on(content.seek(SeekFrom::Start(pos))).map_err(io_errno)?;
+        content.write_from_mmap(map_offset, len).map_err(io_errno)?;
+        let node = self.node_mut(ino)?;
+        node.mtim = now;
+        node.ctim = now;
+        Ok(true)
+    }
+
+    /// Moves an offloaded file's content into the plain store (a copy).
+    fn migrate(&mut self, ino: u64) -> Result<(), Errno> {
+        let size = self.size(ino)?;
+        let mut data = vec![0u8; size as usize];
+        self.read_at(ino, 0, &mut data)?;
+        let path = PathBuf::from(format!("/{ino}"));
+        let _ = self.store.remove_file(&path);
+        let mut fresh = self
+            .store
+            .new_open_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(&path)
+            .map_err(Errno::from)?;
+        block_on(fresh.write_all(&data)).map_err(io_errno)?;
+        if let Some(store) = &self.offload {
+            let _ = store.remove_file(&path);
+        }
+        self.offloaded.remove(&ino);
+        self.live_writes.remove(&ino);
+        if let Kind::File(content) = &mut self.node_mut(ino)?.kind {
+            *content = fresh;
+        }
+        Ok(())
+    }
+
+    /// Number of files whose content is served from the offload buffer.
+    pub fn offloaded_files(&self) -> usize {
+        self.offloaded.len()
     }
 }

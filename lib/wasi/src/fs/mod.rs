@@ -327,18 +327,12 @@ impl Mount {
         }
     }
 
-    pub fn read_at(
-        &mut self,
-        file: &FileRef,
-        pos: u64,
-        buf: &mut [u8],
-        now: u64,
-    ) -> Result<usize, Errno> {
+    pub fn read_at(&mut self, file: &FileRef, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         match file {
             FileRef::Host(f) => HostFs::read_at(f, pos, buf),
             FileRef::Mem(_) => {
                 let (m, ino) = self.mem_file(file)?;
-                m.read_at(ino, pos, buf, now)
+                m.read_at(ino, pos, buf)
             }
         }
     }

@@ -8,6 +8,8 @@ use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
 use crate::fs::{DirRef, Resolved, Stat, Target};
 use crate::memory::{iovecs_len, GuestMemory};
+use crate::record::bytes;
+use wasnap_journal::{self as journal, JournalEntry};
 
 /// Longest single read or write the host performs; longer requests are
 /// served short, which every caller must handle anyway.
@@ -24,6 +26,19 @@ pub(crate) fn write_filestat(mem: &GuestMemory, ptr: u32, s: &Stat) -> SysResult
     b[48..56].copy_from_slice(&s.mtim.to_le_bytes());
     b[56..64].copy_from_slice(&s.ctim.to_le_bytes());
     mem.write_bytes(ptr, &b)
+}
+
+/// The times actually set, as a journal entry states them: explicit values
+/// (the `*_NOW` flags resolved), so that replay sets the same times.
+pub(crate) fn resolved_times(atim: Option<u64>, mtim: Option<u64>) -> (u64, u64, u16) {
+    let mut flags = 0;
+    if atim.is_some() {
+        flags |= fstflags::ATIM;
+    }
+    if mtim.is_some() {
+        flags |= fstflags::MTIM;
+    }
+    (atim.unwrap_or(0), mtim.unwrap_or(0), flags)
 }
 
 /// Decodes `fstflags` into the times to set (`None`: leave alone).
@@ -95,10 +110,12 @@ impl WasiCtx {
             return Err(Errno::Inval.into());
         }
         match desc.handle {
-            Handle::File { .. } => Ok(desc.require(rights::FD_ADVISE)?),
-            Handle::Dir { .. } => Err(Errno::Badf.into()),
-            _ => Err(Errno::Spipe.into()),
+            Handle::File { .. } => desc.require(rights::FD_ADVISE)?,
+            Handle::Dir { .. } => return Err(Errno::Badf.into()),
+            _ => return Err(Errno::Spipe.into()),
         }
+        self.now();
+        self.record(JournalEntry::FileDescriptorAdviseV1(journal::FileDescriptorAdviseV1 { fd, offset: _offset, len: _len, advice }))
     }
 
     pub fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> SysResult {
@@ -125,13 +142,14 @@ impl WasiCtx {
         if m.file_size(file)? < end {
             m.set_len(file, end, now)?;
         }
-        Ok(())
+        self.record(JournalEntry::FileDescriptorAllocateV1(journal::FileDescriptorAllocateV1 { fd, offset, len }))
     }
 
     pub fn fd_close(&mut self, fd: u32) -> SysResult {
         let desc = self.fds.remove(fd)?;
         self.release(desc.handle);
-        Ok(())
+        self.now();
+        self.record(JournalEntry::CloseFileDescriptorV1(journal::CloseFileDescriptorV1 { fd }))
     }
 
     /// Lets go of what a closed (or replaced) descriptor held.
@@ -192,7 +210,8 @@ impl WasiCtx {
             _ => {}
         }
         desc.flags = flags;
-        Ok(())
+        self.now();
+        self.record(JournalEntry::FileDescriptorSetFlagsV1(journal::FileDescriptorSetFlagsV1 { fd, flags }))
     }
 
     pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> SysResult {
@@ -202,7 +221,12 @@ impl WasiCtx {
         }
         desc.rights = base;
         desc.inheriting = inheriting;
-        Ok(())
+        self.now();
+        self.record(JournalEntry::FileDescriptorSetRightsV1(journal::FileDescriptorSetRightsV1 {
+            fd,
+            fs_rights_base: base,
+            fs_rights_inheriting: inheriting,
+        }))
     }
 
     pub fn fd_filestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
@@ -229,11 +253,12 @@ impl WasiCtx {
                 if size > i64::MAX as u64 {
                     return Err(Errno::Fbig.into());
                 }
-                Ok(self.mounts[*mount].set_len(file, size, now)?)
+                self.mounts[*mount].set_len(file, size, now)?;
             }
-            Handle::Dir { .. } => Err(Errno::Badf.into()),
-            _ => Err(Errno::Inval.into()),
+            Handle::Dir { .. } => return Err(Errno::Badf.into()),
+            _ => return Err(Errno::Inval.into()),
         }
+        self.record(JournalEntry::FileDescriptorSetSizeV1(journal::FileDescriptorSetSizeV1 { fd, size }))
     }
 
     pub fn fd_filestat_set_times(
@@ -248,17 +273,19 @@ impl WasiCtx {
         let desc = self.fds.get(fd)?;
         match &desc.handle {
             Handle::File { mount, file, .. } => {
-                Ok(self.mounts[*mount].file_set_times(file, a, m, now)?)
+                self.mounts[*mount].file_set_times(file, a, m, now)?;
             }
             Handle::Dir { mount, dir, .. } => {
                 let resolved = Resolved {
                     target: Target::SelfDir(dir.clone()),
                     must_be_dir: false,
                 };
-                Ok(self.mounts[*mount].set_times(&resolved, a, m, now)?)
+                self.mounts[*mount].set_times(&resolved, a, m, now)?;
             }
-            _ => Err(Errno::Badf.into()),
+            _ => return Err(Errno::Badf.into()),
         }
+        let (atim, mtim, fst_flags) = resolved_times(a, m);
+        self.record(JournalEntry::FileDescriptorSetTimesV1(journal::FileDescriptorSetTimesV1 { fd, atim, mtim, fst_flags }))
     }
 
     pub fn fd_pread(
@@ -270,7 +297,6 @@ impl WasiCtx {
         offset: u64,
         nread: u32,
     ) -> SysResult {
-        let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
         let Handle::File { mount, file, .. } = &desc.handle else {
@@ -284,7 +310,7 @@ impl WasiCtx {
             return Err(Errno::Badf.into());
         }
         let mut buf = vec![0u8; iovecs_len(&iovs).min(MAX_IO)];
-        let n = self.mounts[*mount].read_at(file, offset, &mut buf, now)?;
+        let n = self.mounts[*mount].read_at(file, offset, &mut buf)?;
         mem.scatter(&iovs, &buf[..n])?;
         mem.write_u32(nread, n as u32)
     }
@@ -301,7 +327,7 @@ impl WasiCtx {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
-        let Handle::File { mount, file, .. } = &desc.handle else {
+        let Handle::File { .. } = &desc.handle else {
             return Err(match desc.handle {
                 Handle::Dir { .. } => Errno::Badf,
                 _ => Errno::Spipe,
@@ -318,8 +344,20 @@ impl WasiCtx {
         {
             return Err(Errno::Fbig.into());
         }
-        let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
-        mem.write_u32(nwritten, n as u32)
+        let (mount, pos) = match &desc.handle {
+            Handle::File { mount, pos, .. } => (*mount, *pos),
+            _ => return Err(Errno::Badf.into()),
+        };
+        if !self.mounts[mount].is_memory() {
+            self.commit_output()?;
+        }
+        let desc = self.fds.get(fd)?;
+        let Handle::File { file, .. } = &desc.handle else { return Err(Errno::Badf.into()) };
+        let n = self.mounts[mount].write_at(file, offset, &data, now)?;
+        mem.write_u32(nwritten, n as u32)?;
+        // Journaled as a write (which moves the position) and a seek back.
+        self.record(JournalEntry::FileDescriptorWriteV1(journal::FileDescriptorWriteV1 { fd, offset, data: bytes(&data[..n]) }))?;
+        self.record(JournalEntry::FileDescriptorSeekV1(journal::FileDescriptorSeekV1 { fd, offset: pos as i64, whence: whence::SET }))
     }
 
     pub fn fd_prestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
@@ -369,7 +407,6 @@ impl WasiCtx {
         iovs_len: u32,
         nread: u32,
     ) -> SysResult {
-        let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let total = iovecs_len(&iovs).min(MAX_IO);
         let WasiCtx {
@@ -387,7 +424,7 @@ impl WasiCtx {
                 let m = &mut mounts[*mount];
                 let avail = m.file_size(file)?.saturating_sub(*pos);
                 buf = vec![0u8; total.min(avail as usize)];
-                let n = m.read_at(file, *pos, &mut buf, now)?;
+                let n = m.read_at(file, *pos, &mut buf)?;
                 *pos += n as u64;
                 n
             }
@@ -421,6 +458,9 @@ impl WasiCtx {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let data = mem.gather(&iovs)?;
+        if self.recording() && self.leaves_the_process(fd) {
+            self.commit_output()?;
+        }
         let WasiCtx {
             fds,
             mounts,
@@ -433,6 +473,7 @@ impl WasiCtx {
             return Err(Errno::Badf.into());
         }
         let append = desc.flags & fdflags::APPEND != 0;
+        let mut at = 0;
         let n = match &mut desc.handle {
             Handle::File {
                 mount, file, pos, ..
@@ -448,6 +489,7 @@ impl WasiCtx {
                     return Err(Errno::Fbig.into());
                 }
                 let n = m.write_at(file, *pos, &data, now)?;
+                at = *pos;
                 *pos += n as u64;
                 n
             }
@@ -462,7 +504,8 @@ impl WasiCtx {
             Handle::Stream(s) => s.write(&data)?,
             _ => return Err(Errno::Badf.into()),
         };
-        mem.write_u32(nwritten, n as u32)
+        mem.write_u32(nwritten, n as u32)?;
+        self.record(JournalEntry::FileDescriptorWriteV1(journal::FileDescriptorWriteV1 { fd, offset: at, data: bytes(&data[..n]) }))
     }
 
     pub fn fd_readdir(
@@ -514,7 +557,8 @@ impl WasiCtx {
         if let Some(old) = self.fds.insert_at(to, desc) {
             self.release(old.handle);
         }
-        Ok(())
+        self.now();
+        self.record(JournalEntry::RenumberFileDescriptorV1(journal::RenumberFileDescriptorV1 { from_fd: from, to_fd: to }))
     }
 
     pub fn fd_seek(
@@ -554,8 +598,15 @@ impl WasiCtx {
         if new < 0 || new > i64::MAX as i128 {
             return Err(Errno::Inval.into());
         }
+        let moved = *pos != new as u64;
         *pos = new as u64;
-        mem.write_u64(out, new as u64)
+        mem.write_u64(out, new as u64)?;
+        if moved {
+            // Journaled as an absolute position: replay needs no file size.
+            self.now();
+            self.record(JournalEntry::FileDescriptorSeekV1(journal::FileDescriptorSeekV1 { fd, offset: new as i64, whence: whence::SET }))?;
+        }
+        Ok(())
     }
 
     pub fn fd_tell(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
@@ -567,6 +618,16 @@ impl WasiCtx {
             }
             Handle::Dir { .. } => Err(Errno::Badf.into()),
             _ => Err(Errno::Spipe.into()),
+        }
+    }
+
+    /// Whether writing to `fd` is seen outside the process: standard
+    /// streams, sockets, files of host mounts.
+    fn leaves_the_process(&self, fd: u32) -> bool {
+        match self.fds.get(fd).map(|d| &d.handle) {
+            Ok(Handle::File { mount, .. }) => self.mounts.get(*mount).is_some_and(|m| !m.is_memory()),
+            Ok(Handle::Dir { .. }) | Err(_) => false,
+            Ok(_) => true,
         }
     }
 

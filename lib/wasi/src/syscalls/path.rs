@@ -7,7 +7,9 @@ use crate::fd::{Descriptor, Handle};
 use crate::fs::ops::{OpenRequest, Opened};
 use crate::memory::GuestMemory;
 
-use super::fd::{times_from_flags, write_filestat};
+use super::fd::{resolved_times, times_from_flags, write_filestat};
+use crate::record::text;
+use wasnap_journal::{self as journal, JournalEntry};
 use super::join_guest;
 
 fn follow(flags: u32) -> bool {
@@ -25,7 +27,8 @@ impl WasiCtx {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_CREATE_DIRECTORY)?;
-        Ok(self.mounts[mount].mkdir(&resolved, now)?)
+        self.mounts[mount].mkdir(&resolved, now)?;
+        self.record(JournalEntry::CreateDirectoryV1(journal::CreateDirectoryV1 { fd, path: text(&path) }))
     }
 
     pub fn path_filestat_get(
@@ -62,7 +65,9 @@ impl WasiCtx {
         let (mount, resolved) =
             self.resolve_at(fd, &path, follow(flags), rights::PATH_FILESTAT_SET_TIMES)?;
         self.mounts[mount].stat(&resolved)?;
-        Ok(self.mounts[mount].set_times(&resolved, a, m, now)?)
+        self.mounts[mount].set_times(&resolved, a, m, now)?;
+        let (atim, mtim, fst_flags) = resolved_times(a, m);
+        self.record(JournalEntry::PathSetTimesV1(journal::PathSetTimesV1 { fd, flags, path: text(&path), atim, mtim, fst_flags }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -90,7 +95,14 @@ impl WasiCtx {
         if from_mount != to_mount {
             return Err(Errno::Xdev.into());
         }
-        Ok(self.mounts[from_mount].link(&from, &to, now)?)
+        self.mounts[from_mount].link(&from, &to, now)?;
+        self.record(JournalEntry::CreateHardLinkV1(journal::CreateHardLinkV1 {
+            old_fd,
+            old_path: text(&old_path),
+            old_flags,
+            new_fd,
+            new_path: text(&new_path),
+        }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -108,6 +120,33 @@ impl WasiCtx {
         fd_out: u32,
     ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
+        mem.check_range(fd_out, 4)?;
+        let fd = self.open_path(dirfd, dirflags, &path, oflags, rights_base, rights_inheriting, fdflags)?;
+        mem.write_u32(fd_out, fd)?;
+        self.record(JournalEntry::OpenFileDescriptorV1(journal::OpenFileDescriptorV1 {
+            fd,
+            dirfd,
+            dirflags,
+            path: text(&path),
+            o_flags: oflags,
+            fs_rights_base: rights_base,
+            fs_rights_inheriting: rights_inheriting,
+            fs_flags: fdflags,
+        }))
+    }
+
+    /// `path_open` without the guest memory: opens and returns the new
+    /// descriptor (the lowest free number). Replay uses it too.
+    pub(crate) fn open_path(
+        &mut self,
+        dirfd: u32,
+        dirflags: u32,
+        path: &str,
+        oflags: u16,
+        rights_base: u64,
+        rights_inheriting: u64,
+        fdflags: u16,
+    ) -> Result<u32, crate::errno::SysError> {
         if oflags & !oflags::ALL != 0 || fdflags & !fdflags::ALL != 0 {
             return Err(Errno::Inval.into());
         }
@@ -123,7 +162,7 @@ impl WasiCtx {
         }
         self.fds.get(dirfd)?.require(needed)?;
         let resolved =
-            crate::fs::resolve(&self.mounts[mount], &parent_dir, &path, follow(dirflags))?;
+            crate::fs::resolve(&self.mounts[mount], &parent_dir, path, follow(dirflags))?;
         let write_rights = rights::FD_WRITE
             | rights::FD_DATASYNC
             | rights::FD_ALLOCATE
@@ -137,7 +176,7 @@ impl WasiCtx {
             write: rights_base & write_rights != 0 || fdflags & fdflags::APPEND != 0,
         };
         let opened = self.mounts[mount].open(&resolved, request, now)?;
-        let guest_path = join_guest(&parent_path, &path);
+        let guest_path = join_guest(&parent_path, path);
         let inheriting = rights_inheriting & parent_inheriting;
         let desc = match opened {
             Opened::File(file) => Descriptor::new(
@@ -163,14 +202,7 @@ impl WasiCtx {
                 fdflags,
             ),
         };
-        let fd = self.fds.insert(desc)?;
-        if let Err(e) = mem.write_u32(fd_out, fd) {
-            if let Ok(desc) = self.fds.remove(fd) {
-                self.release(desc.handle);
-            }
-            return Err(e);
-        }
-        Ok(())
+        Ok(self.fds.insert(desc)?)
     }
 
     pub fn path_readlink(
@@ -201,7 +233,8 @@ impl WasiCtx {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_REMOVE_DIRECTORY)?;
-        Ok(self.mounts[mount].rmdir(&resolved, now)?)
+        self.mounts[mount].rmdir(&resolved, now)?;
+        self.record(JournalEntry::RemoveDirectoryV1(journal::RemoveDirectoryV1 { fd, path: text(&path) }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -225,7 +258,13 @@ impl WasiCtx {
         if from_mount != to_mount {
             return Err(Errno::Xdev.into());
         }
-        Ok(self.mounts[from_mount].rename(&from, &to, now)?)
+        self.mounts[from_mount].rename(&from, &to, now)?;
+        self.record(JournalEntry::PathRenameV1(journal::PathRenameV1 {
+            old_fd: fd,
+            old_path: text(&old_path),
+            new_fd,
+            new_path: text(&new_path),
+        }))
     }
 
     pub fn path_symlink(
@@ -241,7 +280,12 @@ impl WasiCtx {
         let new_path = mem.read_string(new_path, new_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &new_path, false, rights::PATH_SYMLINK)?;
-        Ok(self.mounts[mount].symlink(&target, &resolved, now)?)
+        self.mounts[mount].symlink(&target, &resolved, now)?;
+        self.record(JournalEntry::CreateSymbolicLinkV1(journal::CreateSymbolicLinkV1 {
+            target: text(&target),
+            fd,
+            new_path: text(&new_path),
+        }))
     }
 
     pub fn path_unlink_file(
@@ -254,6 +298,7 @@ impl WasiCtx {
         let path = mem.read_string(path, path_len)?;
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_UNLINK_FILE)?;
-        Ok(self.mounts[mount].unlink(&resolved, now)?)
+        self.mounts[mount].unlink(&resolved, now)?;
+        self.record(JournalEntry::UnlinkFileV1(journal::UnlinkFileV1 { fd, path: text(&path) }))
     }
 }

@@ -4,6 +4,7 @@ use crate::abi::{clockid, signal};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysResult, Trap};
 use crate::memory::GuestMemory;
+use wasnap_journal::{self as journal, JournalEntry};
 
 fn sizes(strings: &[String]) -> (u32, u32) {
     let count = strings.len() as u32;
@@ -27,6 +28,15 @@ fn write_strings(mem: &GuestMemory, strings: &[String], ptrs: u32, buf: u32) -> 
 }
 
 impl WasiCtx {
+    /// Journals the program's exit and commits the journal.
+    pub fn record_exit(&mut self, code: u32) -> SysResult {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record_untimed(JournalEntry::ProcessExitV1(journal::ProcessExitV1 { exit_code: code }))?;
+            recorder.commit_output()?;
+        }
+        Ok(())
+    }
+
     pub fn args_sizes_get(&mut self, mem: &GuestMemory, argc: u32, buf_size: u32) -> SysResult {
         let (count, bytes) = sizes(&self.args);
         mem.write_u32(argc, count)?;
@@ -90,6 +100,7 @@ impl WasiCtx {
     }
 
     pub fn proc_exit(&mut self, code: u32) -> SysResult {
+        self.record_exit(code)?;
         let _ = self.stdout.flush();
         let _ = self.stderr.flush();
         Err(Trap::Exit(code).into())

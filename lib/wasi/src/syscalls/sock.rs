@@ -91,6 +91,7 @@ impl WasiCtx {
         }
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let data = mem.gather(&iovs)?;
+        self.commit_output()?;
         let desc = self.fds.get_mut(fd)?;
         let Handle::Stream(stream) = &mut desc.handle else {
             return Err(Errno::Notsock.into());
