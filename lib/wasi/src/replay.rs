@@ -16,7 +16,7 @@
 //!   into one copy per run, so a file does not end up as thousands of
 //!   extents.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wasnap_journal::{JournalEntry, JournalReader, ReadError};
 
@@ -92,6 +92,9 @@ struct Replayer<'c> {
     summary: ReplaySummary,
     time: u64,
     pending: HashMap<u32, Pending>,
+    /// Descriptors of host mounts that could not be reopened: their later
+    /// effects are skipped.
+    lost: HashSet<u32>,
     map_base: usize,
     map_len: usize,
 }
@@ -113,6 +116,7 @@ pub fn replay(ctx: &mut WasiCtx, reader: &mut JournalReader, options: &ReplayOpt
         options,
         summary: ReplaySummary::default(),
         pending: HashMap::new(),
+        lost: HashSet::new(),
         map_base: if offload_ok { map.as_ptr() as usize } else { 0 },
         map_len: if offload_ok { map.len() } else { 0 },
     };
@@ -175,6 +179,25 @@ impl Replayer<'_> {
         }
         self.ctx.time_override = Some(self.time);
         self.ctx.now();
+        if let Some(fds) = descriptors_of(entry) {
+            if fds.iter().any(|fd| self.lost.contains(fd)) {
+                match entry {
+                    E::CloseFileDescriptorV1(c) => {
+                        self.lost.remove(&c.fd);
+                    }
+                    E::RenumberFileDescriptorV1(r) if self.lost.contains(&r.from_fd) => {
+                        self.lost.remove(&r.from_fd);
+                        if let Ok(old) = self.ctx.fds.remove(r.to_fd) {
+                            self.ctx.release(old.handle);
+                        }
+                        self.lost.insert(r.to_fd);
+                    }
+                    _ => {}
+                }
+                self.summary.host_effects_skipped += 1;
+                return Ok(());
+            }
+        }
         match entry {
             E::InitModuleV1(_) => self.summary.runs += 1,
             E::EnvironmentV1(_) | E::ProcessExitV1(_) | E::ClockReadV1(_) | E::RandomBytesV1(_) | E::InputReadV1(_) | E::PollResultV1(_) => {}
@@ -293,6 +316,7 @@ impl Replayer<'_> {
             Ok(fd) => fd,
             Err(SysError::Errno(errno)) if host => {
                 self.summary.warnings.push(format!("cannot reopen {} on a host mount ({errno}); descriptor {} is not restored", o.path, o.fd));
+                self.lost.insert(o.fd);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -388,6 +412,33 @@ impl Replayer<'_> {
         }
         Ok(())
     }
+}
+
+/// The descriptors an entry acts through (directory descriptors of path
+/// entries included), if it acts through any.
+fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
+    use JournalEntry as E;
+    Some(match entry {
+        E::OpenFileDescriptorV1(o) => vec![o.dirfd],
+        E::CloseFileDescriptorV1(e) => vec![e.fd],
+        E::FileDescriptorSeekV1(e) => vec![e.fd],
+        E::FileDescriptorWriteV1(e) => vec![e.fd],
+        E::FileDescriptorSetSizeV1(e) => vec![e.fd],
+        E::FileDescriptorSetTimesV1(e) => vec![e.fd],
+        E::FileDescriptorSetFlagsV1(e) => vec![e.fd],
+        E::FileDescriptorSetRightsV1(e) => vec![e.fd],
+        E::FileDescriptorAdviseV1(e) => vec![e.fd],
+        E::FileDescriptorAllocateV1(e) => vec![e.fd],
+        E::RenumberFileDescriptorV1(e) => vec![e.from_fd, e.to_fd],
+        E::CreateDirectoryV1(e) => vec![e.fd],
+        E::RemoveDirectoryV1(e) => vec![e.fd],
+        E::UnlinkFileV1(e) => vec![e.fd],
+        E::PathRenameV1(e) => vec![e.old_fd, e.new_fd],
+        E::CreateHardLinkV1(e) => vec![e.old_fd, e.new_fd],
+        E::CreateSymbolicLinkV1(e) => vec![e.fd],
+        E::PathSetTimesV1(e) => vec![e.fd],
+        _ => return None,
+    })
 }
 
 fn times(atim: u64, mtim: u64, flags: u16) -> (Option<u64>, Option<u64>) {
