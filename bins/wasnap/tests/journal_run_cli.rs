@@ -37,17 +37,32 @@ fn a_fresh_process_replays_the_tree_and_descriptors_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("tree.journal");
     let j = journal.to_str().unwrap();
-    let first = run(dir.path(), &["--journal", j, &fixture("tree.wasm"), "build"]);
+    let first = run(
+        dir.path(),
+        &["--journal", j, &fixture("tree.wasm"), "build"],
+    );
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     let second = run(dir.path(), &["--journal", j, &fixture("tree.wasm"), "dump"]);
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
     assert_eq!(from_descriptors(&text(&first.stdout)), text(&second.stdout));
     // Both runs are in the journal, each starting with the module and env.
-    let inspect = wasnap(dir.path()).args(["journal", "inspect", j]).output().unwrap();
+    let inspect = wasnap(dir.path())
+        .args(["journal", "inspect", j])
+        .output()
+        .unwrap();
     let summary = text(&inspect.stdout);
-    assert!(summary.contains("InitModuleV1                              2"), "{summary}");
-    assert!(summary.contains("EnvironmentV1                             2"), "{summary}");
-    assert!(summary.contains("ProcessExitV1                             2"), "{summary}");
+    assert!(
+        summary.contains("InitModuleV1                              2"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("EnvironmentV1                             2"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("ProcessExitV1                             2"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -55,13 +70,36 @@ fn a_journal_of_another_module_is_refused_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let j = journal.to_str().unwrap();
-    assert_eq!(run(dir.path(), &["--journal", j, &fixture("hello.wasm")]).status.code(), Some(0));
+    assert_eq!(
+        run(dir.path(), &["--journal", j, &fixture("hello.wasm")])
+            .status
+            .code(),
+        Some(0)
+    );
     let refused = run(dir.path(), &["--journal", j, &fixture("tree.wasm")]);
     assert_eq!(refused.status.code(), Some(2));
     let stderr = text(&refused.stderr);
-    assert!(stderr.contains("recorded for another module") && stderr.contains("--force") && stderr.contains(j), "{stderr}");
-    let forced = run(dir.path(), &["--journal", j, "--force", &fixture("probe.wasm"), "/", "read:tmp/hello.txt"]);
-    assert_eq!(text(&forced.stdout), "read:tmp/hello.txt -> ok written inside the sandbox\n");
+    assert!(
+        stderr.contains("recorded for another module")
+            && stderr.contains("--force")
+            && stderr.contains(j),
+        "{stderr}"
+    );
+    let forced = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--force",
+            &fixture("probe.wasm"),
+            "/",
+            "read:tmp/hello.txt",
+        ],
+    );
+    assert_eq!(
+        text(&forced.stdout),
+        "read:tmp/hello.txt -> ok written inside the sandbox\n"
+    );
 }
 
 #[test]
@@ -83,19 +121,54 @@ fn a_read_only_base_journal_serves_many_runs_unchanged() {
     let base = dir.path().join("base");
     let b = base.to_str().unwrap();
     let tree = fixture("tree.wasm");
-    assert_eq!(run(dir.path(), &["--journal", b, &tree, "build"]).status.code(), Some(0));
+    assert_eq!(
+        run(dir.path(), &["--journal", b, &tree, "build"])
+            .status
+            .code(),
+        Some(0)
+    );
     let size = std::fs::metadata(&base).unwrap().len();
     for n in 0..2 {
         let own = dir.path().join(format!("run{n}"));
-        let out = run(dir.path(), &["--journal-readonly", b, "--journal", own.to_str().unwrap(), &tree, "dump"]);
+        let out = run(
+            dir.path(),
+            &[
+                "--journal-readonly",
+                b,
+                "--journal",
+                own.to_str().unwrap(),
+                &tree,
+                "dump",
+            ],
+        );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        assert!(text(&out.stdout).contains("/tmp/t/sub/new.txt file size=11"), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("/tmp/t/sub/new.txt file size=11"),
+            "{}",
+            text(&out.stdout)
+        );
         assert!(own.exists());
     }
-    assert_eq!(std::fs::metadata(&base).unwrap().len(), size, "the base journal was written to");
-    let missing = run(dir.path(), &["--journal-readonly", dir.path().join("nope").to_str().unwrap(), &tree, "dump"]);
+    assert_eq!(
+        std::fs::metadata(&base).unwrap().len(),
+        size,
+        "the base journal was written to"
+    );
+    let missing = run(
+        dir.path(),
+        &[
+            "--journal-readonly",
+            dir.path().join("nope").to_str().unwrap(),
+            &tree,
+            "dump",
+        ],
+    );
     assert_eq!(missing.status.code(), Some(2));
-    assert!(text(&missing.stderr).contains("nope"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("nope"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 #[test]
@@ -106,16 +179,51 @@ fn effects_on_host_mounts_are_left_to_the_host() {
     let j = journal.to_str().unwrap();
     let mount = format!("{}::/data", host.path().display());
     let probe = fixture("probe.wasm");
-    let out = run(dir.path(), &["--journal", j, "--dir", &mount, &probe, "/data", "write:out.txt", "mkdir:made"]);
-    assert_eq!(text(&out.stdout), "write:out.txt -> ok \nmkdir:made -> ok \n", "{}", text(&out.stderr));
+    let out = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--dir",
+            &mount,
+            &probe,
+            "/data",
+            "write:out.txt",
+            "mkdir:made",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "write:out.txt -> ok \nmkdir:made -> ok \n",
+        "{}",
+        text(&out.stderr)
+    );
     // The host changes behind the journal's back; replay must not undo that.
     std::fs::remove_file(host.path().join("out.txt")).unwrap();
     std::fs::remove_dir(host.path().join("made")).unwrap();
-    let out = run(dir.path(), &["-v", "--journal", j, "--dir", &mount, &probe, "/data", "stat:out.txt"]);
+    let out = run(
+        dir.path(),
+        &[
+            "-v",
+            "--journal",
+            j,
+            "--dir",
+            &mount,
+            &probe,
+            "/data",
+            "stat:out.txt",
+        ],
+    );
     assert_eq!(text(&out.stdout), "stat:out.txt -> errno 44\n");
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("host-mount effects left to the host"), "{stderr}");
-    assert!(stderr.contains("cannot reopen out.txt on a host mount"), "{stderr}");
+    assert!(
+        stderr.contains("host-mount effects left to the host"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot reopen out.txt on a host mount"),
+        "{stderr}"
+    );
     assert!(!host.path().join("made").exists());
 }
 
@@ -143,19 +251,33 @@ fn kill_9_loses_nothing_acknowledged_and_recording_goes_on() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // A torn tail, as if the kill had landed in the middle of a record.
-    let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
-    file.write_all(&[0x67, 0, 0x40, 0, 0, 0, 0, 0, 1, 2, 3]).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    file.write_all(&[0x67, 0, 0x40, 0, 0, 0, 0, 0, 1, 2, 3])
+        .unwrap();
     drop(file);
 
     let check = run(dir.path(), &["--journal", j, &ticker, "check"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
     let out = text(&check.stdout);
     let files: usize = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(files >= acked, "{files} files came back, {acked} were acknowledged: {out}");
+    assert!(
+        files >= acked,
+        "{files} files came back, {acked} were acknowledged: {out}"
+    );
     assert!(out.ends_with("bad 0 earlier checks 0\n"), "{out}");
     // The torn tail was cut off and the check run's own effects recorded.
     let again = run(dir.path(), &["--journal", j, &ticker, "check"]);
-    assert!(text(&again.stdout).ends_with("bad 0 earlier checks 1\n"), "{}", text(&again.stdout));
-    let verify = wasnap(dir.path()).args(["journal", "verify", j]).output().unwrap();
+    assert!(
+        text(&again.stdout).ends_with("bad 0 earlier checks 1\n"),
+        "{}",
+        text(&again.stdout)
+    );
+    let verify = wasnap(dir.path())
+        .args(["journal", "verify", j])
+        .output()
+        .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
 }

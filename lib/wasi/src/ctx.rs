@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::abi::rights;
 use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
+use crate::errno::SysResult;
 use crate::fd::{Descriptor, FdTable, Handle};
 use crate::fs::{mem::MemFs, DirRef, Mount};
-use crate::errno::SysResult;
 use crate::record::Recorder;
 use crate::stdio::{HostStderr, HostStdin, HostStdout, InputStream, OutputStream};
 use wasnap_journal::JournalEntry;

@@ -116,7 +116,10 @@ impl WasiInstance {
         let status = match result {
             Ok(_) => {
                 if let Err(crate::errno::SysError::Trap(trap)) = self.ctx_mut().record_exit(0) {
-                    return Ok(ExitStatus::Trapped { message: trap.to_string(), backtrace: Vec::new() });
+                    return Ok(ExitStatus::Trapped {
+                        message: trap.to_string(),
+                        backtrace: Vec::new(),
+                    });
                 }
                 ExitStatus::Exited(0)
             }

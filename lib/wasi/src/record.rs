@@ -30,7 +30,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(writer: JournalWriter) -> Recorder {
-        Recorder { writer, last_time: None }
+        Recorder {
+            writer,
+            last_time: None,
+        }
     }
 
     pub fn writer(&self) -> &JournalWriter {
@@ -38,13 +41,19 @@ impl Recorder {
     }
 
     fn fail(&self, error: impl std::fmt::Display) -> Trap {
-        Trap::Host(format!("cannot write the journal {}: {error}", self.writer.name()))
+        Trap::Host(format!(
+            "cannot write the journal {}: {error}",
+            self.writer.name()
+        ))
     }
 
     /// Records one effect that happened at effect time `time`.
     pub fn record(&mut self, time: u64, entry: JournalEntry<'_>) -> SysResult {
         if self.last_time != Some(time) {
-            let clock = JournalEntry::ClockSetV1(ClockSetV1 { clock_id: EFFECT_CLOCK, time_ns: time });
+            let clock = JournalEntry::ClockSetV1(ClockSetV1 {
+                clock_id: EFFECT_CLOCK,
+                time_ns: time,
+            });
             self.writer.write(&clock).map_err(|e| self.fail(e))?;
             self.last_time = Some(time);
         }
@@ -76,7 +85,9 @@ impl crate::ctx::WasiCtx {
     /// hash and the arguments and environment the program sees.
     pub fn start_recording(&mut self, writer: JournalWriter, wasm_hash: [u8; 32]) -> SysResult {
         let mut recorder = Recorder::new(writer);
-        recorder.record_untimed(JournalEntry::InitModuleV1(wasnap_journal::InitModuleV1 { wasm_hash }))?;
+        recorder.record_untimed(JournalEntry::InitModuleV1(wasnap_journal::InitModuleV1 {
+            wasm_hash,
+        }))?;
         recorder.record_untimed(JournalEntry::EnvironmentV1(wasnap_journal::EnvironmentV1 {
             args: self.args.clone(),
             env: self.env.clone(),

@@ -66,11 +66,27 @@ pub enum ReplayError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("the journal {journal} was recorded for another module (journal: {recorded}, module: {running}); pass --force to replay it anyway")]
-    ModuleMismatch { journal: String, recorded: String, running: String },
-    #[error("the journal {journal} cannot be replayed: {entry} at offset {offset} failed with {errno}")]
-    Apply { journal: String, offset: u64, entry: String, errno: Errno },
+    ModuleMismatch {
+        journal: String,
+        recorded: String,
+        running: String,
+    },
+    #[error(
+        "the journal {journal} cannot be replayed: {entry} at offset {offset} failed with {errno}"
+    )]
+    Apply {
+        journal: String,
+        offset: u64,
+        entry: String,
+        errno: Errno,
+    },
     #[error("the journal {journal} cannot be replayed: {entry} at offset {offset}: {message}")]
-    Trap { journal: String, offset: u64, entry: String, message: String },
+    Trap {
+        journal: String,
+        offset: u64,
+        entry: String,
+        message: String,
+    },
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -100,7 +116,11 @@ struct Replayer<'c> {
 }
 
 /// Replays every record of `reader` into `ctx`.
-pub fn replay(ctx: &mut WasiCtx, reader: &mut JournalReader, options: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+pub fn replay(
+    ctx: &mut WasiCtx,
+    reader: &mut JournalReader,
+    options: &ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
     let journal = reader.name().to_owned();
     let map = reader.buffer().clone();
     let mut offload_ok = true;
@@ -133,8 +153,18 @@ pub fn replay(ctx: &mut WasiCtx, reader: &mut JournalReader, options: &ReplayOpt
                         recorded: String::new(),
                         running: String::new(),
                     },
-                    SysError::Errno(errno) => ReplayError::Apply { journal: journal.clone(), offset, entry: name, errno },
-                    SysError::Trap(trap) => ReplayError::Trap { journal: journal.clone(), offset, entry: name, message: trap.to_string() },
+                    SysError::Errno(errno) => ReplayError::Apply {
+                        journal: journal.clone(),
+                        offset,
+                        entry: name,
+                        errno,
+                    },
+                    SysError::Trap(trap) => ReplayError::Trap {
+                        journal: journal.clone(),
+                        offset,
+                        entry: name,
+                        message: trap.to_string(),
+                    },
                 });
             }
             if let JournalEntry::InitModuleV1(init) = &entry {
@@ -174,7 +204,10 @@ impl Replayer<'_> {
     fn apply(&mut self, entry: &JournalEntry<'_>) -> Applied {
         use JournalEntry as E;
         // Gathered small writes wait only across writes and seeks.
-        if !matches!(entry, E::FileDescriptorWriteV1(_) | E::FileDescriptorSeekV1(_) | E::ClockSetV1(_)) {
+        if !matches!(
+            entry,
+            E::FileDescriptorWriteV1(_) | E::FileDescriptorSeekV1(_) | E::ClockSetV1(_)
+        ) {
             self.flush_all()?;
         }
         self.ctx.time_override = Some(self.time);
@@ -200,7 +233,12 @@ impl Replayer<'_> {
         }
         match entry {
             E::InitModuleV1(_) => self.summary.runs += 1,
-            E::EnvironmentV1(_) | E::ProcessExitV1(_) | E::ClockReadV1(_) | E::RandomBytesV1(_) | E::InputReadV1(_) | E::PollResultV1(_) => {}
+            E::EnvironmentV1(_)
+            | E::ProcessExitV1(_)
+            | E::ClockReadV1(_)
+            | E::RandomBytesV1(_)
+            | E::InputReadV1(_)
+            | E::PollResultV1(_) => {}
             E::ClockSetV1(c) if c.clock_id == EFFECT_CLOCK => self.time = c.time_ns,
             E::ClockSetV1(_) => {}
             E::OpenFileDescriptorV1(o) => self.open(o)?,
@@ -226,25 +264,35 @@ impl Replayer<'_> {
             }
             E::FileDescriptorSetTimesV1(t) => {
                 if self.on_memory_mount(t.fd)? {
-                    self.ctx.fd_filestat_set_times(t.fd, t.atim, t.mtim, t.fst_flags)?;
+                    self.ctx
+                        .fd_filestat_set_times(t.fd, t.atim, t.mtim, t.fst_flags)?;
                 } else {
                     self.summary.host_effects_skipped += 1;
                 }
             }
             E::FileDescriptorSetFlagsV1(f) => self.ctx.fd_fdstat_set_flags(f.fd, f.flags)?,
-            E::FileDescriptorSetRightsV1(r) => self.ctx.fd_fdstat_set_rights(r.fd, r.fs_rights_base, r.fs_rights_inheriting)?,
+            E::FileDescriptorSetRightsV1(r) => {
+                self.ctx
+                    .fd_fdstat_set_rights(r.fd, r.fs_rights_base, r.fs_rights_inheriting)?
+            }
             E::FileDescriptorAdviseV1(_) => {}
             E::RenumberFileDescriptorV1(r) => {
                 self.flush_fd(r.from_fd)?;
                 self.flush_fd(r.to_fd)?;
                 self.ctx.fd_renumber(r.from_fd, r.to_fd)?;
             }
-            E::CreateDirectoryV1(c) => self.path_effect(c.fd, &c.path, |m, r, now| m.mkdir(r, now))?,
-            E::RemoveDirectoryV1(c) => self.path_effect(c.fd, &c.path, |m, r, now| m.rmdir(r, now))?,
+            E::CreateDirectoryV1(c) => {
+                self.path_effect(c.fd, &c.path, |m, r, now| m.mkdir(r, now))?
+            }
+            E::RemoveDirectoryV1(c) => {
+                self.path_effect(c.fd, &c.path, |m, r, now| m.rmdir(r, now))?
+            }
             E::UnlinkFileV1(c) => self.path_effect(c.fd, &c.path, |m, r, now| m.unlink(r, now))?,
             E::CreateSymbolicLinkV1(s) => {
                 let target = s.target.to_string();
-                self.path_effect(s.fd, &s.new_path, move |m, r, now| m.symlink(&target, r, now))?
+                self.path_effect(s.fd, &s.new_path, move |m, r, now| {
+                    m.symlink(&target, r, now)
+                })?
             }
             E::PathSetTimesV1(t) => {
                 let (a, m) = times(t.atim, t.mtim, t.fst_flags);
@@ -276,14 +324,21 @@ impl Replayer<'_> {
 
     fn on_memory_mount(&self, fd: u32) -> Result<bool, SysError> {
         match &self.ctx.fds.get(fd)?.handle {
-            Handle::File { mount, .. } | Handle::Dir { mount, .. } => Ok(self.ctx.mounts[*mount].is_memory()),
+            Handle::File { mount, .. } | Handle::Dir { mount, .. } => {
+                Ok(self.ctx.mounts[*mount].is_memory())
+            }
             _ => Ok(false),
         }
     }
 
     /// Resolves a path of a memory mount; `None` (and counted as skipped) on
     /// a host mount.
-    fn resolve_memory(&mut self, fd: u32, path: &str, follow: bool) -> Result<Option<(usize, Resolved)>, SysError> {
+    fn resolve_memory(
+        &mut self,
+        fd: u32,
+        path: &str,
+        follow: bool,
+    ) -> Result<Option<(usize, Resolved)>, SysError> {
         let (mount, dir, _) = self.ctx.dir_of(fd, 0)?;
         if !self.ctx.mounts[mount].is_memory() {
             self.summary.host_effects_skipped += 1;
@@ -310,12 +365,27 @@ impl Replayer<'_> {
         let host = !self.ctx.mounts[mount].is_memory();
         // On a host mount the file is reopened as it is now: never created
         // or truncated again.
-        let o_flags = if host { o.o_flags & !(oflags::CREAT | oflags::EXCL | oflags::TRUNC) } else { o.o_flags };
-        let opened = self.ctx.open_path(o.dirfd, o.dirflags, &o.path, o_flags, o.fs_rights_base, o.fs_rights_inheriting, o.fs_flags);
+        let o_flags = if host {
+            o.o_flags & !(oflags::CREAT | oflags::EXCL | oflags::TRUNC)
+        } else {
+            o.o_flags
+        };
+        let opened = self.ctx.open_path(
+            o.dirfd,
+            o.dirflags,
+            &o.path,
+            o_flags,
+            o.fs_rights_base,
+            o.fs_rights_inheriting,
+            o.fs_flags,
+        );
         let fd = match opened {
             Ok(fd) => fd,
             Err(SysError::Errno(errno)) if host => {
-                self.summary.warnings.push(format!("cannot reopen {} on a host mount ({errno}); descriptor {} is not restored", o.path, o.fd));
+                self.summary.warnings.push(format!(
+                    "cannot reopen {} on a host mount ({errno}); descriptor {} is not restored",
+                    o.path, o.fd
+                ));
                 self.lost.insert(o.fd);
                 return Ok(());
             }
@@ -346,7 +416,11 @@ impl Replayer<'_> {
             Handle::Stdout | Handle::Stderr => {
                 if self.options.replay_stdio {
                     let stdout = matches!(self.ctx.fds.get(fd)?.handle, Handle::Stdout);
-                    let stream = if stdout { &mut self.ctx.stdout } else { &mut self.ctx.stderr };
+                    let stream = if stdout {
+                        &mut self.ctx.stdout
+                    } else {
+                        &mut self.ctx.stderr
+                    };
                     stream.write_all(data).map_err(Errno::from)?;
                 }
                 return Ok(());
@@ -366,28 +440,44 @@ impl Replayer<'_> {
             return Ok(());
         }
         let ptr = data.as_ptr() as usize;
-        let in_map = self.map_len > 0 && ptr >= self.map_base && ptr + data.len() <= self.map_base + self.map_len;
+        let in_map = self.map_len > 0
+            && ptr >= self.map_base
+            && ptr + data.len() <= self.map_base + self.map_len;
         if data.len() >= ZERO_COPY_MIN && in_map {
             self.flush_fd(fd)?;
             let map_offset = (ptr - self.map_base) as u64;
             let time = self.time;
-            let Handle::File { file: FileRef::Mem(ino), .. } = &self.ctx.fds.get(fd)?.handle else {
+            let Handle::File {
+                file: FileRef::Mem(ino),
+                ..
+            } = &self.ctx.fds.get(fd)?.handle
+            else {
                 return Err(Errno::Badf.into());
             };
             let ino = *ino;
-            let Some(m) = self.ctx.mounts[mount].mem() else { return Err(Errno::Badf.into()) };
+            let Some(m) = self.ctx.mounts[mount].mem() else {
+                return Err(Errno::Badf.into());
+            };
             if m.write_mapped(ino, offset, map_offset, data.len() as u64, time)? {
                 self.summary.zero_copy_bytes += data.len() as u64;
                 return Ok(());
             }
         }
         // Gather: continue the pending run of this descriptor, or start one.
-        let contiguous = self.pending.get(&fd).is_some_and(|p| p.start + p.data.len() as u64 == offset);
+        let contiguous = self
+            .pending
+            .get(&fd)
+            .is_some_and(|p| p.start + p.data.len() as u64 == offset);
         if !contiguous {
             self.flush_fd(fd)?;
         }
         let time = self.time;
-        let pending = self.pending.entry(fd).or_insert_with(|| Pending { fd, start: offset, data: Vec::new(), time });
+        let pending = self.pending.entry(fd).or_insert_with(|| Pending {
+            fd,
+            start: offset,
+            data: Vec::new(),
+            time,
+        });
         pending.data.extend_from_slice(data);
         pending.time = time;
         if pending.data.len() >= 4 << 20 {
@@ -397,9 +487,13 @@ impl Replayer<'_> {
     }
 
     fn flush_fd(&mut self, fd: u32) -> Applied {
-        let Some(p) = self.pending.remove(&fd) else { return Ok(()) };
+        let Some(p) = self.pending.remove(&fd) else {
+            return Ok(());
+        };
         let desc = self.ctx.fds.get(p.fd)?;
-        let Handle::File { mount, file, .. } = &desc.handle else { return Err(Errno::Badf.into()) };
+        let Handle::File { mount, file, .. } = &desc.handle else {
+            return Err(Errno::Badf.into());
+        };
         self.ctx.mounts[*mount].write_at(file, p.start, &p.data, p.time)?;
         self.summary.copied_bytes += p.data.len() as u64;
         Ok(())

@@ -69,7 +69,8 @@ pub fn run_ctx(name: &str, ctx: wasnap_wasi::WasiCtx) -> (ExitStatus, WasiInstan
     let wasm = std::fs::read(fixture(name)).expect("fixture exists");
     let engine = wasmer::Engine::default();
     let module = wasmer::Module::new(&engine, &wasm).expect("fixture compiles");
-    let mut instance = WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
+    let mut instance =
+        WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
     let status = instance.run().expect("runs");
     (status, instance)
 }

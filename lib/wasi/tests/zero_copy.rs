@@ -23,10 +23,17 @@ fn replaying_a_large_file_keeps_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.journal");
     {
-        let journal = Journal::open(&path, JournalOptions { durability: Durability::None }).unwrap();
+        let journal = Journal::open(
+            &path,
+            JournalOptions {
+                durability: Durability::None,
+            },
+        )
+        .unwrap();
         let (writer, _) = journal.split();
         let (mut ctx, _) = captured("bigfile.wasm", &["write", &MIB.to_string()]);
-        ctx.start_recording(writer.clone(), module_hash("bigfile.wasm")).unwrap();
+        ctx.start_recording(writer.clone(), module_hash("bigfile.wasm"))
+            .unwrap();
         let (status, _) = run_ctx("bigfile.wasm", ctx);
         assert_eq!(status, ExitStatus::Exited(0));
         writer.flush().unwrap();
@@ -34,7 +41,9 @@ fn replaying_a_large_file_keeps_memory_flat() {
     assert!(std::fs::metadata(&path).unwrap().len() > MIB << 20);
 
     let (mut ctx, out) = captured("bigfile.wasm", &["check", &MIB.to_string()]);
-    let mut reader = JournalReader::open(&path).unwrap().with_recovery(Recovery::StopAtTornTail);
+    let mut reader = JournalReader::open(&path)
+        .unwrap()
+        .with_recovery(Recovery::StopAtTornTail);
     let before = rss_anon_kib();
     let summary = replay(&mut ctx, &mut reader, &ReplayOptions::default()).unwrap();
     let grown_kib = rss_anon_kib().saturating_sub(before);
@@ -47,5 +56,8 @@ fn replaying_a_large_file_keeps_memory_flat() {
     // And the file reads back intact from the mapping.
     let (status, _) = run_ctx("bigfile.wasm", ctx);
     assert_eq!(status, ExitStatus::Exited(0));
-    assert_eq!(String::from_utf8(out.contents()).unwrap(), format!("checked {MIB} MiB, 0 bad bytes\n"));
+    assert_eq!(
+        String::from_utf8(out.contents()).unwrap(),
+        format!("checked {MIB} MiB, 0 bad bytes\n")
+    );
 }

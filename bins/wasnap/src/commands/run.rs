@@ -163,7 +163,11 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
     let mut ctx = builder.build()?;
     let hash = wasnap_wasi::record::module_hash(&wasm);
-    let replay_options = ReplayOptions { replay_stdio: options.replay_stdio, force: options.force, module_hash: Some(hash) };
+    let replay_options = ReplayOptions {
+        replay_stdio: options.replay_stdio,
+        force: options.force,
+        module_hash: Some(hash),
+    };
     for path in &options.journal_readonly {
         let mut reader = JournalReader::open(path)
             .with_context(|| format!("cannot open journal {}", path.display()))?
@@ -172,14 +176,21 @@ pub fn run(options: RunOptions) -> Result<i32> {
         report_replay(&options, path, &summary);
     }
     if let Some(path) = &options.journal {
-        let journal = Journal::open(path, JournalOptions { durability: Durability::None })
-            .with_context(|| format!("cannot open journal {}", path.display()))?;
+        let journal = Journal::open(
+            path,
+            JournalOptions {
+                durability: Durability::None,
+            },
+        )
+        .with_context(|| format!("cannot open journal {}", path.display()))?;
         let (writer, mut reader) = journal.split();
         let summary = replay(&mut ctx, &mut reader, &replay_options)?;
         if summary.records > 0 {
             report_replay(&options, path, &summary);
         }
-        ctx.start_recording(writer, hash).map_err(|e| anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display()))?;
+        ctx.start_recording(writer, hash).map_err(|e| {
+            anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display())
+        })?;
     }
     let store = wasmer::Store::new(engine);
     let mut instance = WasiInstance::new(store, &module, ctx)

@@ -520,7 +520,9 @@ impl MemFs {
     /// `buffer` (a journal's mapping) where [`MemFs::write_mapped`] says so.
     pub fn set_offload(&mut self, buffer: shared_buffer::OwnedBuffer) -> Result<(), Errno> {
         let store = virtual_fs::mem_fs::OffloadBackingStore::from_buffer(buffer);
-        let fs = virtual_fs::mem_fs::FileSystem::default().with_backing_offload(store).map_err(Errno::from)?;
+        let fs = virtual_fs::mem_fs::FileSystem::default()
+            .with_backing_offload(store)
+            .map_err(Errno::from)?;
         self.offload = Some(fs);
         Ok(())
     }
@@ -528,7 +530,14 @@ impl MemFs {
     /// Writes `len` bytes found at `map_offset` of the offload buffer to
     /// `pos` of the file, without copying them. `Ok(false)` if the file is
     /// not offloaded (the caller copies instead).
-    pub fn write_mapped(&mut self, ino: u64, pos: u64, map_offset: u64, len: u64, now: u64) -> Result<bool, Errno> {
+    pub fn write_mapped(
+        &mut self,
+        ino: u64,
+        pos: u64,
+        map_offset: u64,
+        len: u64,
+        now: u64,
+    ) -> Result<bool, Errno> {
         if !self.offloaded.contains(&ino) {
             return Ok(false);
         }

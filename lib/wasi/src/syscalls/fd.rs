@@ -115,7 +115,14 @@ impl WasiCtx {
             _ => return Err(Errno::Spipe.into()),
         }
         self.now();
-        self.record(JournalEntry::FileDescriptorAdviseV1(journal::FileDescriptorAdviseV1 { fd, offset: _offset, len: _len, advice }))
+        self.record(JournalEntry::FileDescriptorAdviseV1(
+            journal::FileDescriptorAdviseV1 {
+                fd,
+                offset: _offset,
+                len: _len,
+                advice,
+            },
+        ))
     }
 
     pub fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> SysResult {
@@ -142,14 +149,18 @@ impl WasiCtx {
         if m.file_size(file)? < end {
             m.set_len(file, end, now)?;
         }
-        self.record(JournalEntry::FileDescriptorAllocateV1(journal::FileDescriptorAllocateV1 { fd, offset, len }))
+        self.record(JournalEntry::FileDescriptorAllocateV1(
+            journal::FileDescriptorAllocateV1 { fd, offset, len },
+        ))
     }
 
     pub fn fd_close(&mut self, fd: u32) -> SysResult {
         let desc = self.fds.remove(fd)?;
         self.release(desc.handle);
         self.now();
-        self.record(JournalEntry::CloseFileDescriptorV1(journal::CloseFileDescriptorV1 { fd }))
+        self.record(JournalEntry::CloseFileDescriptorV1(
+            journal::CloseFileDescriptorV1 { fd },
+        ))
     }
 
     /// Lets go of what a closed (or replaced) descriptor held.
@@ -211,7 +222,9 @@ impl WasiCtx {
         }
         desc.flags = flags;
         self.now();
-        self.record(JournalEntry::FileDescriptorSetFlagsV1(journal::FileDescriptorSetFlagsV1 { fd, flags }))
+        self.record(JournalEntry::FileDescriptorSetFlagsV1(
+            journal::FileDescriptorSetFlagsV1 { fd, flags },
+        ))
     }
 
     pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> SysResult {
@@ -222,11 +235,13 @@ impl WasiCtx {
         desc.rights = base;
         desc.inheriting = inheriting;
         self.now();
-        self.record(JournalEntry::FileDescriptorSetRightsV1(journal::FileDescriptorSetRightsV1 {
-            fd,
-            fs_rights_base: base,
-            fs_rights_inheriting: inheriting,
-        }))
+        self.record(JournalEntry::FileDescriptorSetRightsV1(
+            journal::FileDescriptorSetRightsV1 {
+                fd,
+                fs_rights_base: base,
+                fs_rights_inheriting: inheriting,
+            },
+        ))
     }
 
     pub fn fd_filestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
@@ -258,7 +273,9 @@ impl WasiCtx {
             Handle::Dir { .. } => return Err(Errno::Badf.into()),
             _ => return Err(Errno::Inval.into()),
         }
-        self.record(JournalEntry::FileDescriptorSetSizeV1(journal::FileDescriptorSetSizeV1 { fd, size }))
+        self.record(JournalEntry::FileDescriptorSetSizeV1(
+            journal::FileDescriptorSetSizeV1 { fd, size },
+        ))
     }
 
     pub fn fd_filestat_set_times(
@@ -285,7 +302,14 @@ impl WasiCtx {
             _ => return Err(Errno::Badf.into()),
         }
         let (atim, mtim, fst_flags) = resolved_times(a, m);
-        self.record(JournalEntry::FileDescriptorSetTimesV1(journal::FileDescriptorSetTimesV1 { fd, atim, mtim, fst_flags }))
+        self.record(JournalEntry::FileDescriptorSetTimesV1(
+            journal::FileDescriptorSetTimesV1 {
+                fd,
+                atim,
+                mtim,
+                fst_flags,
+            },
+        ))
     }
 
     pub fn fd_pread(
@@ -352,12 +376,26 @@ impl WasiCtx {
             self.commit_output()?;
         }
         let desc = self.fds.get(fd)?;
-        let Handle::File { file, .. } = &desc.handle else { return Err(Errno::Badf.into()) };
+        let Handle::File { file, .. } = &desc.handle else {
+            return Err(Errno::Badf.into());
+        };
         let n = self.mounts[mount].write_at(file, offset, &data, now)?;
         mem.write_u32(nwritten, n as u32)?;
         // Journaled as a write (which moves the position) and a seek back.
-        self.record(JournalEntry::FileDescriptorWriteV1(journal::FileDescriptorWriteV1 { fd, offset, data: bytes(&data[..n]) }))?;
-        self.record(JournalEntry::FileDescriptorSeekV1(journal::FileDescriptorSeekV1 { fd, offset: pos as i64, whence: whence::SET }))
+        self.record(JournalEntry::FileDescriptorWriteV1(
+            journal::FileDescriptorWriteV1 {
+                fd,
+                offset,
+                data: bytes(&data[..n]),
+            },
+        ))?;
+        self.record(JournalEntry::FileDescriptorSeekV1(
+            journal::FileDescriptorSeekV1 {
+                fd,
+                offset: pos as i64,
+                whence: whence::SET,
+            },
+        ))
     }
 
     pub fn fd_prestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
@@ -505,7 +543,13 @@ impl WasiCtx {
             _ => return Err(Errno::Badf.into()),
         };
         mem.write_u32(nwritten, n as u32)?;
-        self.record(JournalEntry::FileDescriptorWriteV1(journal::FileDescriptorWriteV1 { fd, offset: at, data: bytes(&data[..n]) }))
+        self.record(JournalEntry::FileDescriptorWriteV1(
+            journal::FileDescriptorWriteV1 {
+                fd,
+                offset: at,
+                data: bytes(&data[..n]),
+            },
+        ))
     }
 
     pub fn fd_readdir(
@@ -558,7 +602,12 @@ impl WasiCtx {
             self.release(old.handle);
         }
         self.now();
-        self.record(JournalEntry::RenumberFileDescriptorV1(journal::RenumberFileDescriptorV1 { from_fd: from, to_fd: to }))
+        self.record(JournalEntry::RenumberFileDescriptorV1(
+            journal::RenumberFileDescriptorV1 {
+                from_fd: from,
+                to_fd: to,
+            },
+        ))
     }
 
     pub fn fd_seek(
@@ -604,7 +653,13 @@ impl WasiCtx {
         if moved {
             // Journaled as an absolute position: replay needs no file size.
             self.now();
-            self.record(JournalEntry::FileDescriptorSeekV1(journal::FileDescriptorSeekV1 { fd, offset: new as i64, whence: whence::SET }))?;
+            self.record(JournalEntry::FileDescriptorSeekV1(
+                journal::FileDescriptorSeekV1 {
+                    fd,
+                    offset: new as i64,
+                    whence: whence::SET,
+                },
+            ))?;
         }
         Ok(())
     }
@@ -625,7 +680,9 @@ impl WasiCtx {
     /// streams, sockets, files of host mounts.
     fn leaves_the_process(&self, fd: u32) -> bool {
         match self.fds.get(fd).map(|d| &d.handle) {
-            Ok(Handle::File { mount, .. }) => self.mounts.get(*mount).is_some_and(|m| !m.is_memory()),
+            Ok(Handle::File { mount, .. }) => {
+                self.mounts.get(*mount).is_some_and(|m| !m.is_memory())
+            }
             Ok(Handle::Dir { .. }) | Err(_) => false,
             Ok(_) => true,
         }

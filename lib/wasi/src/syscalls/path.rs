@@ -8,9 +8,9 @@ use crate::fs::ops::{OpenRequest, Opened};
 use crate::memory::GuestMemory;
 
 use super::fd::{resolved_times, times_from_flags, write_filestat};
+use super::join_guest;
 use crate::record::text;
 use wasnap_journal::{self as journal, JournalEntry};
-use super::join_guest;
 
 fn follow(flags: u32) -> bool {
     flags & lookupflags::SYMLINK_FOLLOW != 0
@@ -28,7 +28,12 @@ impl WasiCtx {
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_CREATE_DIRECTORY)?;
         self.mounts[mount].mkdir(&resolved, now)?;
-        self.record(JournalEntry::CreateDirectoryV1(journal::CreateDirectoryV1 { fd, path: text(&path) }))
+        self.record(JournalEntry::CreateDirectoryV1(
+            journal::CreateDirectoryV1 {
+                fd,
+                path: text(&path),
+            },
+        ))
     }
 
     pub fn path_filestat_get(
@@ -67,7 +72,14 @@ impl WasiCtx {
         self.mounts[mount].stat(&resolved)?;
         self.mounts[mount].set_times(&resolved, a, m, now)?;
         let (atim, mtim, fst_flags) = resolved_times(a, m);
-        self.record(JournalEntry::PathSetTimesV1(journal::PathSetTimesV1 { fd, flags, path: text(&path), atim, mtim, fst_flags }))
+        self.record(JournalEntry::PathSetTimesV1(journal::PathSetTimesV1 {
+            fd,
+            flags,
+            path: text(&path),
+            atim,
+            mtim,
+            fst_flags,
+        }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -121,18 +133,28 @@ impl WasiCtx {
     ) -> SysResult {
         let path = mem.read_string(path, path_len)?;
         mem.check_range(fd_out, 4)?;
-        let fd = self.open_path(dirfd, dirflags, &path, oflags, rights_base, rights_inheriting, fdflags)?;
-        mem.write_u32(fd_out, fd)?;
-        self.record(JournalEntry::OpenFileDescriptorV1(journal::OpenFileDescriptorV1 {
-            fd,
+        let fd = self.open_path(
             dirfd,
             dirflags,
-            path: text(&path),
-            o_flags: oflags,
-            fs_rights_base: rights_base,
-            fs_rights_inheriting: rights_inheriting,
-            fs_flags: fdflags,
-        }))
+            &path,
+            oflags,
+            rights_base,
+            rights_inheriting,
+            fdflags,
+        )?;
+        mem.write_u32(fd_out, fd)?;
+        self.record(JournalEntry::OpenFileDescriptorV1(
+            journal::OpenFileDescriptorV1 {
+                fd,
+                dirfd,
+                dirflags,
+                path: text(&path),
+                o_flags: oflags,
+                fs_rights_base: rights_base,
+                fs_rights_inheriting: rights_inheriting,
+                fs_flags: fdflags,
+            },
+        ))
     }
 
     /// `path_open` without the guest memory: opens and returns the new
@@ -234,7 +256,12 @@ impl WasiCtx {
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_REMOVE_DIRECTORY)?;
         self.mounts[mount].rmdir(&resolved, now)?;
-        self.record(JournalEntry::RemoveDirectoryV1(journal::RemoveDirectoryV1 { fd, path: text(&path) }))
+        self.record(JournalEntry::RemoveDirectoryV1(
+            journal::RemoveDirectoryV1 {
+                fd,
+                path: text(&path),
+            },
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -281,11 +308,13 @@ impl WasiCtx {
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &new_path, false, rights::PATH_SYMLINK)?;
         self.mounts[mount].symlink(&target, &resolved, now)?;
-        self.record(JournalEntry::CreateSymbolicLinkV1(journal::CreateSymbolicLinkV1 {
-            target: text(&target),
-            fd,
-            new_path: text(&new_path),
-        }))
+        self.record(JournalEntry::CreateSymbolicLinkV1(
+            journal::CreateSymbolicLinkV1 {
+                target: text(&target),
+                fd,
+                new_path: text(&new_path),
+            },
+        ))
     }
 
     pub fn path_unlink_file(
@@ -299,6 +328,9 @@ impl WasiCtx {
         let now = self.now();
         let (mount, resolved) = self.resolve_at(fd, &path, false, rights::PATH_UNLINK_FILE)?;
         self.mounts[mount].unlink(&resolved, now)?;
-        self.record(JournalEntry::UnlinkFileV1(journal::UnlinkFileV1 { fd, path: text(&path) }))
+        self.record(JournalEntry::UnlinkFileV1(journal::UnlinkFileV1 {
+            fd,
+            path: text(&path),
+        }))
     }
 }

@@ -31,7 +31,9 @@ impl WasiCtx {
     /// Journals the program's exit and commits the journal.
     pub fn record_exit(&mut self, code: u32) -> SysResult {
         if let Some(recorder) = &mut self.recorder {
-            recorder.record_untimed(JournalEntry::ProcessExitV1(journal::ProcessExitV1 { exit_code: code }))?;
+            recorder.record_untimed(JournalEntry::ProcessExitV1(journal::ProcessExitV1 {
+                exit_code: code,
+            }))?;
             recorder.commit_output()?;
         }
         Ok(())
