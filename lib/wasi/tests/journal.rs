@@ -85,3 +85,87 @@ fn a_journal_of_another_module_is_refused_unless_forced() {
     let (mut ctx, _) = captured("tree.wasm", &["dump"]);
     assert!(replay(&mut ctx, &mut reader, &options).is_ok());
 }
+
+/// The runtime's replay agrees with the journal crate's reference model
+/// (`wasnap_journal::state`, which compaction is proven against): the same
+/// names, the same bytes, the same symlink targets, the same descriptors.
+#[test]
+fn runtime_replay_agrees_with_the_reference_model() {
+    use wasnap_journal::state::{self, NodeKind, TargetSummary};
+    use wasnap_wasi::fd::Handle;
+    use wasnap_wasi::fs::{resolve, Target};
+
+    let journal = Journal::in_memory();
+    let (writer, mut reader) = journal.split();
+    let (mut ctx, _) = captured("tree.wasm", &["build"]);
+    ctx.start_recording(writer.clone(), module_hash("tree.wasm"))
+        .unwrap();
+    assert_eq!(run_ctx("tree.wasm", ctx).0, ExitStatus::Exited(0));
+    writer.flush().unwrap();
+    reader.restart().unwrap();
+    let records = reader.read_all_owned().unwrap();
+    let model = state::replay(records.iter().map(|r| (r.start, r.entry.clone())))
+        .unwrap()
+        .end
+        .summary();
+
+    reader.rewind();
+    let (mut ctx, _) = captured("tree.wasm", &["dump"]);
+    replay(&mut ctx, &mut reader, &ReplayOptions::default()).unwrap();
+
+    let mut checked = 0;
+    for ((root, path), (node, _)) in &model.names {
+        assert_eq!(*root, 3, "everything hangs from the root preopen");
+        let mount = &mut ctx.mounts[0];
+        let resolved =
+            resolve(mount, &mount.root(), path, false).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let Target::Entry {
+            parent: wasnap_wasi::fs::DirRef::Mem(dir),
+            name,
+        } = &resolved.target
+        else {
+            panic!("{path} is not an entry")
+        };
+        let (dir, name) = (*dir, name.clone());
+        let fs = mount.mem().unwrap();
+        let ino = fs.entry_ino(dir, &name).unwrap();
+        match &node.kind {
+            NodeKind::File(contents) => {
+                let size = contents.size.unwrap();
+                assert_eq!(
+                    contents.original_until,
+                    Some(0),
+                    "{path} was created by the journal"
+                );
+                let mut expected = vec![0u8; size as usize];
+                for (start, bytes) in contents.known() {
+                    expected[start as usize..start as usize + bytes.len()].copy_from_slice(bytes);
+                }
+                let mut actual = vec![0u8; size as usize + 1];
+                let n = fs.read_at(ino, 0, &mut actual).unwrap();
+                assert_eq!(&actual[..n], &expected[..], "{path}");
+                checked += 1;
+            }
+            NodeKind::Symlink(target) => {
+                assert_eq!(&fs.readlink(dir, &name).unwrap(), target, "{path}")
+            }
+            NodeKind::Directory => assert!(fs.is_dir(ino), "{path}"),
+        }
+    }
+    assert!(checked >= 5, "{checked} files compared");
+
+    for (fd, d) in &model.descriptors {
+        let ours = ctx
+            .fds
+            .get(*fd)
+            .unwrap_or_else(|_| panic!("descriptor {fd} is missing"));
+        match (&d.target, &ours.handle) {
+            (TargetSummary::Named(_), Handle::File { pos, .. }) => {
+                assert_eq!(*pos, d.position, "position of {fd}");
+                assert_eq!(ours.flags, d.flags, "flags of {fd}");
+            }
+            (TargetSummary::Root(_), Handle::Dir { .. }) | (TargetSummary::Stdio(_), _) => {}
+            (model, ours) => panic!("descriptor {fd}: model {model:?}, runtime {ours:?}"),
+        }
+    }
+}
