@@ -50,55 +50,7 @@ symbolic links leading out are refused.";
 enum Command {
     /// Run a WASI command module (`wasi_snapshot_preview1`).
     #[command(after_help = RUN_EXIT_CODES)]
-    Run {
-        /// The module (.wasm). Compiled modules are cached (see --cache-dir).
-        module: PathBuf,
-        /// Arguments for the program (after `--` if they start with `-`).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-        /// Mount a host directory: HOST[::GUEST][:ro]. Without ::GUEST the
-        /// guest sees it under the same name. Repeatable.
-        #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = commands::run::parse_dir)]
-        dirs: Vec<commands::run::DirSpec>,
-        /// Mount an in-memory copy of a host directory: HOST[::GUEST]. The
-        /// guest may change the copy; the host directory is never written.
-        #[arg(long = "dir-copy", value_name = "HOST[::GUEST]", value_parser = commands::run::parse_dir)]
-        dir_copies: Vec<commands::run::DirSpec>,
-        /// Set an environment variable for the program. Repeatable.
-        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = commands::run::parse_env)]
-        env: Vec<(String, String)>,
-        /// Pass wasnap's whole environment to the program (--env wins).
-        #[arg(long)]
-        env_inherit: bool,
-        /// Preopen a listening TCP socket at ADDR (for sock_accept). Repeatable.
-        #[arg(long, value_name = "ADDR")]
-        listen: Vec<String>,
-        /// Where compiled modules are cached [default: $WASNAP_CACHE_DIR, or
-        /// $XDG_CACHE_HOME/wasnap/modules, or ~/.cache/wasnap/modules].
-        #[arg(long, value_name = "DIR")]
-        cache_dir: Option<PathBuf>,
-        /// Compile the module every time; read and write no cache.
-        #[arg(long)]
-        no_cache: bool,
-        /// Report on stderr how the module was loaded and how long it took.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Journal every effect into PATH (created if missing). If PATH
-        /// already holds records, they are replayed first: journaled mounts
-        /// and descriptors come back as the last run left them.
-        #[arg(long, value_name = "PATH")]
-        journal: Option<PathBuf>,
-        /// Replay PATH without writing to it, before --journal's records (one
-        /// base journal can serve many runs). Repeatable.
-        #[arg(long = "journal-readonly", value_name = "PATH")]
-        journal_readonly: Vec<PathBuf>,
-        /// While replaying, print the recorded standard output and error again.
-        #[arg(long)]
-        replay_stdio: bool,
-        /// Replay a journal even if it was recorded for another module.
-        #[arg(long)]
-        force: bool,
-    },
+    Run(commands::run::RunOptions),
     /// Inspect, verify, convert, filter and repair journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -245,38 +197,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Journal(command) => command,
-        Command::Run {
-            module,
-            args,
-            dirs,
-            dir_copies,
-            env,
-            env_inherit,
-            listen,
-            cache_dir,
-            no_cache,
-            verbose,
-            journal,
-            journal_readonly,
-            replay_stdio,
-            force,
-        } => {
-            let options = commands::run::RunOptions {
-                module,
-                args,
-                dirs,
-                dir_copies,
-                env,
-                env_inherit,
-                listen,
-                cache_dir,
-                no_cache,
-                verbose,
-                journal,
-                journal_readonly,
-                replay_stdio,
-                force,
-            };
+        Command::Run(options) => {
             return match commands::run::run(options) {
                 Ok(code) => ExitCode::from(code as u8),
                 Err(error) => {

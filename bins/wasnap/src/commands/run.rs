@@ -47,22 +47,55 @@ pub fn parse_env(spec: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Everything `wasnap run` was asked to do.
-#[derive(Debug, Default)]
+/// Everything `wasnap run` was asked to do (its command line).
+#[derive(Debug, Default, clap::Args)]
 pub struct RunOptions {
+    /// The module (.wasm). Compiled modules are cached (see --cache-dir).
     pub module: PathBuf,
+    /// Arguments for the program (after `--` if they start with `-`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+    /// Mount a host directory: HOST[::GUEST][:ro]. Without ::GUEST the
+    /// guest sees it under the same name. Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = parse_dir)]
     pub dirs: Vec<DirSpec>,
+    /// Mount an in-memory copy of a host directory: HOST[::GUEST]. The
+    /// guest may change the copy; the host directory is never written.
+    #[arg(long = "dir-copy", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     pub dir_copies: Vec<DirSpec>,
+    /// Set an environment variable for the program. Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Pass wasnap's whole environment to the program (--env wins).
+    #[arg(long)]
     pub env_inherit: bool,
+    /// Preopen a listening TCP socket at ADDR (for sock_accept). Repeatable.
+    #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
+    /// Where compiled modules are cached [default: $WASNAP_CACHE_DIR, or
+    /// $XDG_CACHE_HOME/wasnap/modules, or ~/.cache/wasnap/modules].
+    #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Compile the module every time; read and write no cache.
+    #[arg(long)]
     pub no_cache: bool,
+    /// Report on stderr how the module was loaded and how long it took.
+    #[arg(short, long)]
     pub verbose: bool,
+    /// Journal every effect into PATH (created if missing). If PATH
+    /// already holds records, they are replayed first: journaled mounts
+    /// and descriptors come back as the last run left them.
+    #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
+    /// Replay PATH without writing to it, before --journal's records (one
+    /// base journal can serve many runs). Repeatable.
+    #[arg(long = "journal-readonly", value_name = "PATH")]
     pub journal_readonly: Vec<PathBuf>,
+    /// While replaying, print the recorded standard output and error again.
+    #[arg(long)]
     pub replay_stdio: bool,
+    /// Replay a journal even if it was recorded for another module.
+    #[arg(long)]
     pub force: bool,
 }
 

@@ -73,6 +73,15 @@ pub(crate) fn times_from_flags(
     Ok((a, m))
 }
 
+/// The errno for a file operation on a descriptor that is not a regular
+/// file: `BADF` for directories (as wasmtime), `SPIPE` for streams.
+fn not_a_file(handle: &Handle) -> Errno {
+    match handle {
+        Handle::Dir { .. } => Errno::Badf,
+        _ => Errno::Spipe,
+    }
+}
+
 fn stdio_stat(filetype: u8) -> Stat {
     Stat {
         dev: 0,
@@ -129,11 +138,7 @@ impl WasiCtx {
         let now = self.now();
         let desc = self.fds.get(fd)?;
         let Handle::File { mount, file, .. } = &desc.handle else {
-            return Err(match desc.handle {
-                Handle::Dir { .. } => Errno::Badf,
-                _ => Errno::Spipe,
-            }
-            .into());
+            return Err(not_a_file(&desc.handle).into());
         };
         if !desc.writable() {
             return Err(Errno::Badf.into());
@@ -324,11 +329,7 @@ impl WasiCtx {
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
         let Handle::File { mount, file, .. } = &desc.handle else {
-            return Err(match desc.handle {
-                Handle::Dir { .. } => Errno::Badf,
-                _ => Errno::Spipe,
-            }
-            .into());
+            return Err(not_a_file(&desc.handle).into());
         };
         if !desc.readable() {
             return Err(Errno::Badf.into());
@@ -352,11 +353,7 @@ impl WasiCtx {
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
         let Handle::File { .. } = &desc.handle else {
-            return Err(match desc.handle {
-                Handle::Dir { .. } => Errno::Badf,
-                _ => Errno::Spipe,
-            }
-            .into());
+            return Err(not_a_file(&desc.handle).into());
         };
         if !desc.writable() {
             return Err(Errno::Badf.into());
@@ -628,11 +625,7 @@ impl WasiCtx {
             mount, file, pos, ..
         } = &mut desc.handle
         else {
-            return Err(match desc.handle {
-                Handle::Dir { .. } => Errno::Badf,
-                _ => Errno::Spipe,
-            }
-            .into());
+            return Err(not_a_file(&desc.handle).into());
         };
         if desc.rights & needed == 0 {
             return Err(Errno::Notcapable.into());
