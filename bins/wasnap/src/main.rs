@@ -48,6 +48,23 @@ symbolic links leading out are refused.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make a module snapshottable: apply Binaryen's asyncify (with a
+    /// `wasm-opt` from PATH, $WASM_OPT or --wasm-opt), restricted to the
+    /// imports that are snapshot points, and print the size growth.
+    #[command(after_help = EXIT_CODES)]
+    Prepare {
+        /// The module to prepare (never modified).
+        input: PathBuf,
+        /// Where to write the prepared module.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The wasm-opt to run.
+        #[arg(long, value_name = "PATH")]
+        wasm_opt: Option<PathBuf>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run a WASI command module (`wasi_snapshot_preview1`).
     #[command(after_help = RUN_EXIT_CODES)]
     Run(commands::run::RunOptions),
@@ -197,6 +214,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Journal(command) => command,
+        Command::Prepare {
+            input,
+            output,
+            wasm_opt,
+            force,
+        } => {
+            return match commands::prepare::prepare(&input, &output, wasm_opt, force) {
+                Ok(code) => ExitCode::from(code),
+                Err(error) => {
+                    eprintln!("wasnap: {error:#}");
+                    ExitCode::from(exit::ERROR)
+                }
+            };
+        }
         Command::Run(options) => {
             return match commands::run::run(options) {
                 Ok(code) => ExitCode::from(code as u8),

@@ -5,6 +5,7 @@ pub mod export;
 pub mod extract;
 pub mod filter;
 pub mod inspect;
+pub mod prepare;
 pub mod repair;
 pub mod run;
 pub mod tail;

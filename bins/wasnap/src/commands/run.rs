@@ -137,8 +137,18 @@ pub fn run(options: RunOptions) -> Result<i32> {
         }
     };
     let started = std::time::Instant::now();
+    // Every defined mutable global is exported at load time, so that a
+    // snapshot can save `__stack_pointer` and friends without special link
+    // flags. The journal identifies the module by its original bytes.
+    let prepared = if wasm.starts_with(b"\0asm") {
+        wasnap_snapshot::globals::export_mutable_globals(&wasm)
+            .with_context(|| format!("cannot load {}", module_path.display()))?
+            .wasm
+    } else {
+        wasm.clone()
+    };
     let (module, outcome) = cache
-        .load_or_compile(&engine, &wasm)
+        .load_or_compile(&engine, &prepared)
         .with_context(|| format!("cannot load {}", module_path.display()))?;
     if options.verbose {
         let how = match outcome {
