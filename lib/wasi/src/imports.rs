@@ -16,6 +16,8 @@ pub struct WasiEnv {
     pub ctx: WasiCtx,
     /// The guest's exported memory, set once the instance exists.
     pub memory: Option<Memory>,
+    /// Snapshot triggers and asyncify state.
+    pub snapshot: crate::snapshot::SnapshotControl,
 }
 
 fn finish(name: &'static str, result: SysResult) -> Result<i32, RuntimeError> {
@@ -52,7 +54,7 @@ macro_rules! syscalls {
         )*
 
         /// Names of every function this host provides.
-        pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)* "proc_exit"];
+        pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)* "proc_exit", "fd_read"];
 
         /// The import object for a store and its environment.
         pub fn imports(store: &mut Store, env: &FunctionEnv<WasiEnv>) -> Imports {
@@ -61,6 +63,7 @@ macro_rules! syscalls {
                 imports.define(MODULE, stringify!($name), Function::new_typed_with_env(store, env, $name));
             )*
             imports.define(MODULE, "proc_exit", Function::new_typed_with_env(store, env, proc_exit));
+            imports.define(MODULE, "fd_read", Function::new_typed_with_env(store, env, fd_read));
             imports
         }
     };
@@ -87,7 +90,6 @@ syscalls! {
     fd_prestat_get(fd: u32, out: u32) => |ctx, mem| ctx.fd_prestat_get(&mem, fd, out);
     fd_prestat_dir_name(fd: u32, path: u32, len: u32) => |ctx, mem| ctx.fd_prestat_dir_name(&mem, fd, path, len);
     fd_pwrite(fd: u32, iovs: u32, iovs_len: u32, offset: u64, nwritten: u32) => |ctx, mem| ctx.fd_pwrite(&mem, fd, iovs, iovs_len, offset, nwritten);
-    fd_read(fd: u32, iovs: u32, iovs_len: u32, nread: u32) => |ctx, mem| ctx.fd_read(&mem, fd, iovs, iovs_len, nread);
     fd_readdir(fd: u32, buf: u32, buf_len: u32, cookie: u64, bufused: u32) => |ctx, mem| ctx.fd_readdir(&mem, fd, buf, buf_len, cookie, bufused);
     fd_renumber(from: u32, to: u32) => |ctx, mem| ctx.fd_renumber(from, to);
     fd_seek(fd: u32, offset: i64, whence: u32, out: u32) => |ctx, mem| ctx.fd_seek(&mem, fd, offset, narrow(whence)?, out);
@@ -120,4 +122,42 @@ fn proc_exit(mut env: FunctionEnvMut<WasiEnv>, code: u32) -> Result<(), RuntimeE
         Err(SysError::Trap(trap)) => Err(RuntimeError::user(Box::new(trap))),
         _ => Err(RuntimeError::user(Box::new(Trap::Exit(code)))),
     }
+}
+
+/// `fd_read` is a snapshot point: the first read from standard input can
+/// fire a snapshot (asyncify unwind), and a rewind ends here.
+fn fd_read(
+    mut env: FunctionEnvMut<WasiEnv>,
+    fd: u32,
+    iovs: u32,
+    iovs_len: u32,
+    nread: u32,
+) -> Result<i32, RuntimeError> {
+    let (data, mut store) = env.data_and_store_mut();
+    let control = &mut data.snapshot;
+    let is_stdin = matches!(
+        data.ctx.fds.get(fd).map(|d| &d.handle),
+        Ok(crate::fd::Handle::Stdin)
+    );
+    let fire = if control.first_stdin && is_stdin && control.phase == crate::snapshot::Phase::Normal
+    {
+        control.first_stdin = false;
+        Some(wasnap_journal::SnapshotTrigger::FirstStdin)
+    } else {
+        None
+    };
+    if control.phase != crate::snapshot::Phase::Normal || fire.is_some() {
+        match control.at_point(&mut store, fire) {
+            Ok(true) => return Ok(0),
+            Ok(false) => {}
+            Err(e) => return Err(RuntimeError::user(Box::new(e))),
+        }
+    }
+    let Some(memory) = data.memory.clone() else {
+        return Err(RuntimeError::user(Box::new(Trap::NoMemory)));
+    };
+    let view = memory.view(&store);
+    let mem = GuestMemory::new(view);
+    let result = data.ctx.fd_read(&mem, fd, iovs, iovs_len, nread);
+    finish("fd_read", result)
 }

@@ -18,6 +18,8 @@ pub enum ExitStatus {
         message: String,
         backtrace: Vec<String>,
     },
+    /// A snapshot was taken and the run stopped there (`--stop-after-snapshot`).
+    Snapshotted,
 }
 
 impl ExitStatus {
@@ -28,6 +30,7 @@ impl ExitStatus {
             ExitStatus::Signaled(sig) => 128 + i32::from(*sig),
             // As a native program that aborts (128 + SIGABRT).
             ExitStatus::Trapped { .. } => 134,
+            ExitStatus::Snapshotted => 0,
         }
     }
 }
@@ -79,7 +82,14 @@ impl WasiInstance {
         if !has_start {
             return Err(LoadError::NoStart);
         }
-        let env = FunctionEnv::new(&mut store, WasiEnv { ctx, memory: None });
+        let env = FunctionEnv::new(
+            &mut store,
+            WasiEnv {
+                ctx,
+                memory: None,
+                snapshot: Default::default(),
+            },
+        );
         let import_object = imports(&mut store, &env);
         let instance = Instance::new(&mut store, module, &import_object)
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
@@ -89,11 +99,66 @@ impl WasiInstance {
             .map_err(|_| LoadError::NoMemory)?
             .clone();
         env.as_mut(&mut store).memory = Some(memory);
+        let mut control = crate::snapshot::SnapshotControl::default();
+        control.attach(&mut store, &instance);
+        env.as_mut(&mut store).snapshot = control;
         Ok(WasiInstance {
             store,
             env,
             instance,
         })
+    }
+
+    /// Whether the module was prepared with asyncify (can be snapshotted).
+    pub fn snapshottable(&self) -> bool {
+        self.env.as_ref(&self.store).snapshot.asyncify.is_some()
+    }
+
+    /// Arms snapshot triggers.
+    pub fn snapshot_control(&mut self) -> &mut crate::snapshot::SnapshotControl {
+        &mut self.env.as_mut(&mut self.store).snapshot
+    }
+
+    /// Writes the snapshot whose unwind just finished; returns whether the
+    /// program stops now (`--stop-after-snapshot`), else starts the rewind.
+    fn take_snapshot(&mut self) -> Result<bool, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);
+        let now = self.ctx_mut().clock.realtime();
+        let captured = control.capture(&mut self.store, now);
+        let outcome = captured.and_then(|(buf, entries)| {
+            let ctx = &mut self.env.as_mut(&mut self.store).ctx;
+            let recorder = ctx.recorder.as_mut().ok_or(SnapshotError::NoJournal)?;
+            for entry in &entries {
+                recorder
+                    .record_untimed(entry.clone())
+                    .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
+            }
+            recorder
+                .sync()
+                .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
+            Ok(buf)
+        });
+        let result = match outcome {
+            Ok(_) if control.stop_after => Ok(true),
+            Ok(buf) => control.start_rewind(&mut self.store, buf).map(|()| false),
+            Err(e) => Err(e),
+        };
+        self.env.as_mut(&mut self.store).snapshot = control;
+        result
+    }
+
+    /// Restores memory and globals from a snapshot before [`WasiInstance::run`],
+    /// which then continues where the snapshot was taken.
+    pub fn restore(
+        &mut self,
+        image: &[u8],
+        thread: &wasnap_journal::ThreadStateV1<'_>,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);
+        let result = control.restore(&mut self.store, image, thread);
+        self.env.as_mut(&mut self.store).snapshot = control;
+        result
     }
 
     pub fn ctx(&self) -> &WasiCtx {
@@ -112,7 +177,27 @@ impl WasiInstance {
             .get_function("_start")
             .map_err(|_| LoadError::NoStart)?
             .clone();
-        let result = start.call(&mut self.store, &[]);
+        let result = loop {
+            let result = start.call(&mut self.store, &[]);
+            let unwinding = matches!(
+                self.env.as_ref(&self.store).snapshot.phase,
+                crate::snapshot::Phase::Unwinding { .. }
+            );
+            if result.is_err() || !unwinding {
+                break result;
+            }
+            // `_start` returned because a snapshot point unwound it.
+            match self.take_snapshot() {
+                Ok(true) => return Ok(ExitStatus::Snapshotted),
+                Ok(false) => continue,
+                Err(e) => {
+                    return Ok(ExitStatus::Trapped {
+                        message: e.to_string(),
+                        backtrace: Vec::new(),
+                    })
+                }
+            }
+        };
         let status = match result {
             Ok(_) => {
                 if let Err(crate::errno::SysError::Trap(trap)) = self.ctx_mut().record_exit(0) {

@@ -27,6 +27,7 @@ pub mod memory;
 pub mod module_cache;
 pub mod record;
 pub mod replay;
+pub mod snapshot;
 pub mod stdio;
 mod syscalls;
 

@@ -67,6 +67,12 @@ impl Recorder {
         Ok(())
     }
 
+    /// Flushes and waits for the disk (a snapshot is complete only then).
+    pub fn sync(&mut self) -> SysResult {
+        self.writer.sync().map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     /// Output commit: hands every recorded entry to the operating system.
     pub fn commit_output(&mut self) -> SysResult {
         self.writer.flush().map_err(|e| self.fail(e))?;
@@ -84,7 +90,24 @@ impl crate::ctx::WasiCtx {
     /// Starts journaling into `writer`: the first records state the module's
     /// hash and the arguments and environment the program sees.
     pub fn start_recording(&mut self, writer: JournalWriter, wasm_hash: [u8; 32]) -> SysResult {
+        self.start_recording_after(writer, wasm_hash, None)
+    }
+
+    /// As [`WasiCtx::start_recording`], for a run resumed from the snapshot
+    /// whose marker starts at `resumed_from`: `ResumedFromSnapshotV1` comes
+    /// first, so that later replays follow this timeline.
+    pub fn start_recording_after(
+        &mut self,
+        writer: JournalWriter,
+        wasm_hash: [u8; 32],
+        resumed_from: Option<u64>,
+    ) -> SysResult {
         let mut recorder = Recorder::new(writer);
+        if let Some(snapshot_offset) = resumed_from {
+            recorder.record_untimed(JournalEntry::ResumedFromSnapshotV1(
+                wasnap_journal::ResumedFromSnapshotV1 { snapshot_offset },
+            ))?;
+        }
         recorder.record_untimed(JournalEntry::InitModuleV1(wasnap_journal::InitModuleV1 {
             wasm_hash,
         }))?;

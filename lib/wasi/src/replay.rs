@@ -39,10 +39,56 @@ pub struct ReplayOptions {
     pub force: bool,
     /// SHA-256 of the module about to run, checked against `InitModuleV1`.
     pub module_hash: Option<[u8; 32]>,
+    /// Stop at the last complete snapshot of the live timeline and collect
+    /// what resuming from it needs (memory, thread state).
+    pub resume: bool,
+}
+
+/// What resuming from a snapshot needs, collected by [`replay`].
+#[derive(Debug, Clone)]
+pub struct ResumePoint {
+    /// Offset of the `SnapshotV1` marker record.
+    pub marker_offset: u64,
+    /// Linear memory at the snapshot.
+    pub memory: Vec<u8>,
+    /// Globals and unwind buffer at the snapshot.
+    pub thread: wasnap_journal::ThreadStateV1<'static>,
+}
+
+/// The live timeline of a journal: records in `dead` ranges belong to
+/// timelines lost when a run resumed from an earlier snapshot; `last_marker`
+/// is the last complete snapshot on the live timeline.
+struct Plan {
+    dead: Vec<std::ops::Range<u64>>,
+    last_marker: Option<u64>,
+}
+
+fn plan(reader: &mut JournalReader) -> Result<Plan, ReadError> {
+    let mut markers: HashMap<u64, u64> = HashMap::new();
+    let mut dead = Vec::new();
+    let mut last_marker = None;
+    reader.rewind();
+    while let Some(record) = reader.read_next()? {
+        match &record.entry {
+            JournalEntry::SnapshotV1(_) => {
+                markers.insert(record.start, record.end);
+                last_marker = Some(record.start);
+            }
+            JournalEntry::ResumedFromSnapshotV1(r) => {
+                if let Some(&end) = markers.get(&r.snapshot_offset) {
+                    dead.push(end..record.start);
+                    last_marker = Some(r.snapshot_offset);
+                }
+            }
+            _ => {}
+        }
+    }
+    reader.rewind();
+    Ok(Plan { dead, last_marker })
 }
 
 /// What a replay did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplaySummary {
     pub records: u64,
     /// `InitModuleV1` records seen: one per recorded run.
@@ -57,6 +103,9 @@ pub struct ReplaySummary {
     pub unsupported_skipped: u64,
     /// Descriptors on host mounts that could not be reopened.
     pub warnings: Vec<String>,
+    /// With [`ReplayOptions::resume`]: the snapshot to resume from, if the
+    /// journal has a complete one.
+    pub resume: Option<ResumePoint>,
 }
 
 /// Why a journal cannot be replayed.
@@ -141,10 +190,57 @@ pub fn replay(
         map_len: if offload_ok { map.len() } else { 0 },
     };
     let result = (|| {
+        let plan = plan(reader)?;
+        let stop_at = if options.resume {
+            plan.last_marker
+        } else {
+            None
+        };
+        let mut image = wasnap_journal::memory::MemoryImage::new();
+        let mut thread = None;
         while let Some(record) = reader.read_next()? {
-            replayer.summary.records += 1;
             let offset = record.start;
+            if plan.dead.iter().any(|r| r.contains(&offset)) {
+                continue;
+            }
+            replayer.summary.records += 1;
             let entry = record.entry;
+            if stop_at.is_some() {
+                match &entry {
+                    JournalEntry::UpdateMemoryRegionV1(region) => {
+                        image.apply(region).map_err(|e| ReplayError::Trap {
+                            journal: journal.clone(),
+                            offset,
+                            entry: "UpdateMemoryRegionV1".into(),
+                            message: e.to_string(),
+                        })?;
+                        continue;
+                    }
+                    JournalEntry::ThreadStateV1(t) => {
+                        thread = Some(wasnap_journal::ThreadStateV1 {
+                            thread_id: t.thread_id,
+                            call_stack: t.call_stack.to_vec().into(),
+                            memory_stack: t.memory_stack.to_vec().into(),
+                            globals: t.globals.clone(),
+                            stack_lower: t.stack_lower,
+                            stack_upper: t.stack_upper,
+                            guard_size: t.guard_size,
+                        });
+                        continue;
+                    }
+                    JournalEntry::SnapshotV1(_) if Some(offset) == stop_at => {
+                        if let Some(thread) = thread.take() {
+                            replayer.summary.resume = Some(ResumePoint {
+                                marker_offset: offset,
+                                memory: std::mem::take(&mut image).as_bytes().to_vec(),
+                                thread,
+                            });
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
             if let Err(error) = replayer.apply(&entry) {
                 let name = entry.kind().name().to_owned();
                 return Err(match error {

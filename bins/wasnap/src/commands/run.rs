@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use wasnap_journal::{Durability, Journal, JournalOptions, JournalReader, Recovery};
+use wasnap_journal::{
+    Durability, Journal, JournalOptions, JournalReader, Recovery, SnapshotTrigger,
+};
 use wasnap_wasi::replay::{replay, ReplayOptions, ReplaySummary};
 use wasnap_wasi::{CacheOutcome, ExitStatus, ModuleCache, WasiCtx, WasiInstance};
 
@@ -97,6 +99,24 @@ pub struct RunOptions {
     /// Replay a journal even if it was recorded for another module.
     #[arg(long)]
     pub force: bool,
+    /// Take a snapshot when TRIGGER fires (needs --journal and a module
+    /// prepared with `wasnap prepare`). Supported: first-stdin (the first
+    /// read from standard input). Repeatable.
+    #[arg(long = "snapshot-on", value_name = "TRIGGER", value_parser = parse_trigger)]
+    pub snapshot_on: Vec<SnapshotTrigger>,
+    /// Exit cleanly after the first snapshot.
+    #[arg(long)]
+    pub stop_after_snapshot: bool,
+}
+
+/// Parses a snapshot trigger name.
+pub fn parse_trigger(name: &str) -> Result<SnapshotTrigger, String> {
+    match name {
+        "first-stdin" => Ok(SnapshotTrigger::FirstStdin),
+        other => Err(format!(
+            "`{other}`: supported snapshot triggers: first-stdin"
+        )),
+    }
 }
 
 fn read_module(path: &Path) -> Result<Vec<u8>> {
@@ -210,7 +230,12 @@ pub fn run(options: RunOptions) -> Result<i32> {
         replay_stdio: options.replay_stdio,
         force: options.force,
         module_hash: Some(hash),
+        resume: false,
     };
+    if !options.snapshot_on.is_empty() && options.journal.is_none() {
+        bail!("--snapshot-on needs --journal: a snapshot is written into the journal");
+    }
+    let mut resume_point = None;
     for path in &options.journal_readonly {
         let mut reader = JournalReader::open(path)
             .with_context(|| format!("cannot open journal {}", path.display()))?
@@ -227,20 +252,59 @@ pub fn run(options: RunOptions) -> Result<i32> {
         )
         .with_context(|| format!("cannot open journal {}", path.display()))?;
         let (writer, mut reader) = journal.split();
-        let summary = replay(&mut ctx, &mut reader, &replay_options)?;
+        let resume_options = ReplayOptions {
+            resume: true,
+            ..replay_options.clone()
+        };
+        let mut summary = replay(&mut ctx, &mut reader, &resume_options)?;
         if summary.records > 0 {
             report_replay(&options, path, &summary);
         }
-        ctx.start_recording(writer, hash).map_err(|e| {
-            anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display())
-        })?;
+        resume_point = summary.resume.take();
+        let resumed_from = resume_point.as_ref().map(|p| p.marker_offset);
+        ctx.start_recording_after(writer, hash, resumed_from)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display())
+            })?;
     }
     let store = wasmer::Store::new(engine);
     let mut instance = WasiInstance::new(store, &module, ctx)
         .with_context(|| format!("cannot run {}", module_path.display()))?;
+    if let Some(point) = &resume_point {
+        instance
+            .restore(&point.memory, &point.thread)
+            .with_context(|| format!("cannot resume {} from its journal", module_path.display()))?;
+        if options.verbose {
+            eprintln!(
+                "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
+                point.marker_offset,
+                point.memory.len()
+            );
+        }
+    }
+    if !options.snapshot_on.is_empty() {
+        if !instance.snapshottable() {
+            bail!(
+                "{} cannot be snapshotted: it lacks Binaryen's asyncify exports; prepare it with `wasnap prepare {} -o PREPARED.wasm` and run PREPARED.wasm",
+                module_path.display(),
+                module_path.display()
+            );
+        }
+        let control = instance.snapshot_control();
+        control.first_stdin = options.snapshot_on.contains(&SnapshotTrigger::FirstStdin);
+        control.stop_after = options.stop_after_snapshot;
+    }
     let status = instance.run()?;
     match &status {
         ExitStatus::Exited(_) => {}
+        ExitStatus::Snapshotted => eprintln!(
+            "wasnap: snapshot written to {}; stopped (run the same command to resume)",
+            options
+                .journal
+                .as_deref()
+                .unwrap_or(Path::new("the journal"))
+                .display()
+        ),
         ExitStatus::Signaled(sig) => eprintln!(
             "wasnap: {} was ended by signal {sig}",
             module_path.display()

@@ -1,0 +1,306 @@
+//! Snapshots at snapshot points, by Binaryen's asyncify, and resume.
+//!
+//! The mechanism (DESIGN.md "Snapshots and resume"):
+//! 1. at a snapshot point (an import the module was prepared to unwind
+//!    from), the import grows memory by [`UNWIND_PAGES`] for the unwind
+//!    buffer, calls `asyncify_start_unwind(buf)` and returns at once;
+//! 2. when `_start` returns, the runtime calls `asyncify_stop_unwind` and
+//!    writes the snapshot: changed memory chunks, the exported mutable
+//!    globals and the unwind buffer (`ThreadStateV1`), then the `SnapshotV1`
+//!    marker, and syncs the journal (a snapshot is complete only then);
+//! 3. to go on (now, or in a fresh process after restoring memory and
+//!    globals), it calls `asyncify_start_rewind(buf)` and `_start` again; the
+//!    same import is reached, sees the rewind, calls `asyncify_stop_rewind`
+//!    and does its real work.
+//!
+//! `ThreadStateV1` conventions: `stack_lower` is the unwind buffer's address
+//! and `stack_upper` its end; `globals` are the values of the exported
+//! mutable globals in export order (floats as their bits).
+
+use wasmer::{AsStoreMut, Global, Instance, Memory, Pages, TypedFunction, Value};
+use wasnap_journal::memory::compressed_region;
+use wasnap_journal::{JournalEntry, SnapshotTrigger, SnapshotV1, ThreadStateV1};
+
+/// Pages (64 KiB) added to memory for the unwind buffer at each snapshot.
+pub const UNWIND_PAGES: u32 = 16;
+/// Memory is compared and stored in chunks of this size.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The asyncify exports of a prepared module.
+pub struct Asyncify {
+    start_unwind: TypedFunction<i32, ()>,
+    stop_unwind: TypedFunction<(), ()>,
+    start_rewind: TypedFunction<i32, ()>,
+    stop_rewind: TypedFunction<(), ()>,
+}
+
+/// Where the program is with respect to asyncify.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Normal,
+    /// Unwinding to `_start` for a snapshot, with this buffer.
+    Unwinding { buf: u32 },
+    /// Rewinding back into the import that unwound.
+    Rewinding,
+}
+
+/// Snapshot state of one instance.
+#[derive(Default)]
+pub struct SnapshotControl {
+    /// Snapshot at the first read from standard input (armed until fired).
+    pub first_stdin: bool,
+    /// Stop cleanly after the first snapshot.
+    pub stop_after: bool,
+    pub phase: Phase,
+    pub asyncify: Option<Asyncify>,
+    /// Exported mutable globals, in export order.
+    pub globals: Vec<Global>,
+    pub memory: Option<Memory>,
+    /// Memory as of the last snapshot (or restore), for diffs.
+    previous: Vec<u8>,
+    /// What fired the snapshot being taken.
+    pub trigger: Option<SnapshotTrigger>,
+    /// Snapshots taken by this process.
+    pub taken: u32,
+    /// The unwind buffer, once memory was grown for it (or restored): later
+    /// snapshots reuse it instead of growing memory again.
+    buffer: Option<u32>,
+}
+
+/// Why a snapshot could not be taken or restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("the module cannot be snapshotted: it lacks Binaryen's asyncify exports (prepare it with `wasnap prepare MODULE -o PREPARED`)")]
+    NotPrepared,
+    #[error("snapshots need a journal to write to (--journal)")]
+    NoJournal,
+    #[error("snapshot failed: {0}")]
+    Engine(String),
+    #[error("cannot write the snapshot to the journal: {0}")]
+    Journal(String),
+    #[error("the journal's snapshot does not fit this module: {0}")]
+    Mismatch(String),
+}
+
+fn engine<E: std::fmt::Display>(e: E) -> SnapshotError {
+    SnapshotError::Engine(e.to_string())
+}
+
+impl SnapshotControl {
+    /// Finds the asyncify exports, the exported mutable globals and the
+    /// memory of a new instance.
+    pub fn attach(&mut self, store: &mut impl AsStoreMut, instance: &Instance) {
+        let e = &instance.exports;
+        let start_unwind = e
+            .get_typed_function::<i32, ()>(&*store, "asyncify_start_unwind")
+            .ok();
+        let stop_unwind = e
+            .get_typed_function::<(), ()>(&*store, "asyncify_stop_unwind")
+            .ok();
+        let start_rewind = e
+            .get_typed_function::<i32, ()>(&*store, "asyncify_start_rewind")
+            .ok();
+        let stop_rewind = e
+            .get_typed_function::<(), ()>(&*store, "asyncify_stop_rewind")
+            .ok();
+        self.asyncify = match (start_unwind, stop_unwind, start_rewind, stop_rewind) {
+            (Some(start_unwind), Some(stop_unwind), Some(start_rewind), Some(stop_rewind)) => {
+                Some(Asyncify {
+                    start_unwind,
+                    stop_unwind,
+                    start_rewind,
+                    stop_rewind,
+                })
+            }
+            _ => None,
+        };
+        self.globals = instance
+            .exports
+            .iter()
+            .filter_map(|(_, ext)| match ext {
+                wasmer::Extern::Global(g)
+                    if g.ty(&*store).mutability == wasmer::Mutability::Var =>
+                {
+                    Some(g.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        self.memory = instance.exports.get_memory("memory").ok().cloned();
+    }
+
+    /// At a snapshot point: finishes a rewind (returns `Ok(false)`: do the
+    /// real work), or, if `fire`, starts an unwind (returns `Ok(true)`: the
+    /// import must return at once).
+    pub fn at_point(
+        &mut self,
+        store: &mut impl AsStoreMut,
+        fire: Option<SnapshotTrigger>,
+    ) -> Result<bool, SnapshotError> {
+        if self.phase == Phase::Rewinding {
+            let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
+            a.stop_rewind.call(store).map_err(engine)?;
+            self.phase = Phase::Normal;
+            return Ok(false);
+        }
+        let Some(trigger) = fire else {
+            return Ok(false);
+        };
+        let (Some(a), Some(memory)) = (self.asyncify.as_ref(), self.memory.as_ref()) else {
+            return Err(SnapshotError::NotPrepared);
+        };
+        let buf = match self.buffer {
+            Some(buf) => buf,
+            None => {
+                let old = memory
+                    .grow(&mut *store, Pages(UNWIND_PAGES))
+                    .map_err(engine)?;
+                old.bytes().0 as u32
+            }
+        };
+        self.buffer = Some(buf);
+        let end = buf + UNWIND_PAGES * 65536;
+        let view = memory.view(&*store);
+        view.write(u64::from(buf), &(buf + 8).to_le_bytes())
+            .map_err(engine)?;
+        view.write(u64::from(buf) + 4, &end.to_le_bytes())
+            .map_err(engine)?;
+        a.start_unwind.call(store, buf as i32).map_err(engine)?;
+        self.phase = Phase::Unwinding { buf };
+        self.trigger = Some(trigger);
+        Ok(true)
+    }
+
+    /// After `_start` returned while unwinding: stops the unwind and builds
+    /// the snapshot's entries (regions, thread state, marker).
+    pub fn capture(
+        &mut self,
+        store: &mut impl AsStoreMut,
+        now_ns: u64,
+    ) -> Result<(u32, Vec<JournalEntry<'static>>), SnapshotError> {
+        let Phase::Unwinding { buf } = self.phase else {
+            return Err(SnapshotError::Engine("not unwinding".into()));
+        };
+        let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
+        a.stop_unwind.call(store).map_err(engine)?;
+        let memory = self.memory.as_ref().ok_or(SnapshotError::NotPrepared)?;
+        let bytes = memory.view(&*store).copy_to_vec().map_err(engine)?;
+        let mut entries = Vec::new();
+        let chunks = bytes.len().div_ceil(CHUNK);
+        for i in 0..chunks {
+            let range = i * CHUNK..((i + 1) * CHUNK).min(bytes.len());
+            let chunk = &bytes[range.clone()];
+            let before = self.previous.get(range.clone());
+            let unchanged = match before {
+                Some(prev) => prev == chunk,
+                None => chunk.iter().all(|b| *b == 0),
+            };
+            // The last chunk is always written: it carries the memory size.
+            if unchanged && i + 1 != chunks {
+                continue;
+            }
+            entries.push(JournalEntry::UpdateMemoryRegionV1(compressed_region(
+                range.start as u64,
+                chunk,
+            )));
+        }
+        let current = u32::from_le_bytes(
+            bytes
+                .get(buf as usize..buf as usize + 4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| SnapshotError::Engine("unwind buffer outside memory".into()))?,
+        );
+        let call_stack = bytes
+            .get(buf as usize..current as usize)
+            .ok_or_else(|| SnapshotError::Engine("unwind buffer overflow".into()))?
+            .to_vec();
+        let globals = self
+            .globals
+            .iter()
+            .map(|g| value_bits(&g.get(&mut *store)))
+            .collect();
+        entries.push(JournalEntry::ThreadStateV1(ThreadStateV1 {
+            thread_id: 0,
+            call_stack: call_stack.into(),
+            memory_stack: Vec::new().into(),
+            globals,
+            stack_lower: u64::from(buf),
+            stack_upper: u64::from(buf + UNWIND_PAGES * 65536),
+            guard_size: 0,
+        }));
+        let trigger = self.trigger.take().unwrap_or(SnapshotTrigger::Explicit);
+        entries.push(JournalEntry::SnapshotV1(SnapshotV1 {
+            since_epoch_ns: now_ns,
+            trigger: trigger.as_u8(),
+        }));
+        self.previous = bytes;
+        self.taken += 1;
+        Ok((buf, entries))
+    }
+
+    /// Starts the rewind into the import that unwound; call `_start` next.
+    pub fn start_rewind(
+        &mut self,
+        store: &mut impl AsStoreMut,
+        buf: u32,
+    ) -> Result<(), SnapshotError> {
+        let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
+        a.start_rewind.call(store, buf as i32).map_err(engine)?;
+        self.phase = Phase::Rewinding;
+        Ok(())
+    }
+
+    /// Restores memory and globals of a fresh instance from a snapshot and
+    /// starts the rewind.
+    pub fn restore(
+        &mut self,
+        store: &mut impl AsStoreMut,
+        image: &[u8],
+        thread: &ThreadStateV1<'_>,
+    ) -> Result<(), SnapshotError> {
+        let memory = self.memory.clone().ok_or(SnapshotError::NotPrepared)?;
+        if self.asyncify.is_none() {
+            return Err(SnapshotError::NotPrepared);
+        }
+        let have = memory.view(&*store).data_size();
+        let want = image.len() as u64;
+        if want > have {
+            let pages = (want - have).div_ceil(65536) as u32;
+            memory.grow(&mut *store, Pages(pages)).map_err(engine)?;
+        }
+        let view = memory.view(&*store);
+        view.write(0, image).map_err(engine)?;
+        if thread.globals.len() != self.globals.len() {
+            return Err(SnapshotError::Mismatch(format!(
+                "{} globals saved, the module exports {}",
+                thread.globals.len(),
+                self.globals.len()
+            )));
+        }
+        for (global, bits) in self.globals.iter().zip(&thread.globals) {
+            let value = match global.get(&mut *store) {
+                Value::I32(_) => Value::I32(*bits as u32 as i32),
+                Value::I64(_) => Value::I64(*bits as i64),
+                Value::F32(_) => Value::F32(f32::from_bits(*bits as u32)),
+                Value::F64(_) => Value::F64(f64::from_bits(*bits)),
+                other => return Err(SnapshotError::Mismatch(format!("global of type {other:?}"))),
+            };
+            global.set(&mut *store, value).map_err(engine)?;
+        }
+        self.previous = image.to_vec();
+        self.buffer = Some(thread.stack_lower as u32);
+        self.start_rewind(store, thread.stack_lower as u32)
+    }
+}
+
+fn value_bits(value: &Value) -> u64 {
+    match value {
+        Value::I32(v) => *v as u32 as u64,
+        Value::I64(v) => *v as u64,
+        Value::F32(v) => v.to_bits() as u64,
+        Value::F64(v) => v.to_bits(),
+        _ => 0,
+    }
+}
