@@ -64,6 +64,9 @@ macro_rules! syscalls {
             )*
             imports.define(MODULE, "proc_exit", Function::new_typed_with_env(store, env, proc_exit));
             imports.define(MODULE, "fd_read", Function::new_typed_with_env(store, env, fd_read));
+            for (module, name) in EXPLICIT_SNAPSHOT {
+                imports.define(module, name, Function::new_typed_with_env(store, env, explicit_snapshot));
+            }
             imports
         }
     };
@@ -160,4 +163,26 @@ fn fd_read(
     let mem = GuestMemory::new(view);
     let result = data.ctx.fd_read(&mem, fd, iovs, iovs_len, nread);
     finish("fd_read", result)
+}
+
+/// The imports a guest calls to ask for a snapshot: wasnap's own and WASIX's
+/// name for it. Both take nothing and return an errno.
+pub const EXPLICIT_SNAPSHOT: [(&str, &str); 2] =
+    [("wasnap", "snapshot"), ("wasix_32v1", "proc_snapshot")];
+
+/// An explicit snapshot request: returns 0 once the snapshot is written
+/// (after the rewind), `NOTSUP` when snapshots are not armed
+/// (`--snapshot-on explicit`) or the module is not prepared.
+fn explicit_snapshot(mut env: FunctionEnvMut<WasiEnv>) -> Result<i32, RuntimeError> {
+    let (data, mut store) = env.data_and_store_mut();
+    let control = &mut data.snapshot;
+    let rewinding = control.phase == crate::snapshot::Phase::Rewinding;
+    if !rewinding && (!control.explicit || control.asyncify.is_none()) {
+        return Ok(Errno::Notsup as i32);
+    }
+    let fire = (!rewinding).then_some(wasnap_journal::SnapshotTrigger::Explicit);
+    match control.at_point(&mut store, fire) {
+        Ok(_) => Ok(0),
+        Err(e) => Err(RuntimeError::user(Box::new(e))),
+    }
 }

@@ -61,9 +61,9 @@ pub fn unknown_imports(module: &Module) -> Vec<String> {
     module
         .imports()
         .filter(|import| {
-            !(import.module() == MODULE
-                && matches!(import.ty(), ExternType::Function(_))
-                && FUNCTIONS.contains(&import.name()))
+            let provided = (import.module() == MODULE && FUNCTIONS.contains(&import.name()))
+                || crate::imports::EXPLICIT_SNAPSHOT.contains(&(import.module(), import.name()));
+            !(provided && matches!(import.ty(), ExternType::Function(_)))
         })
         .map(|import| format!("{}.{}", import.module(), import.name()))
         .collect()

@@ -50,6 +50,8 @@ pub enum Phase {
 pub struct SnapshotControl {
     /// Snapshot at the first read from standard input (armed until fired).
     pub first_stdin: bool,
+    /// Snapshot when the guest asks (`wasnap.snapshot`, WASIX `proc_snapshot`).
+    pub explicit: bool,
     /// Stop cleanly after the first snapshot.
     pub stop_after: bool,
     pub phase: Phase,

@@ -101,7 +101,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Take a snapshot when TRIGGER fires (needs --journal and a module
     /// prepared with `wasnap prepare`). Supported: first-stdin (the first
-    /// read from standard input). Repeatable.
+    /// read from standard input), explicit (the guest calls `wasnap.snapshot`
+    /// or WASIX's `proc_snapshot`). Repeatable.
     #[arg(long = "snapshot-on", value_name = "TRIGGER", value_parser = parse_trigger)]
     pub snapshot_on: Vec<SnapshotTrigger>,
     /// Exit cleanly after the first snapshot.
@@ -113,8 +114,9 @@ pub struct RunOptions {
 pub fn parse_trigger(name: &str) -> Result<SnapshotTrigger, String> {
     match name {
         "first-stdin" => Ok(SnapshotTrigger::FirstStdin),
+        "explicit" => Ok(SnapshotTrigger::Explicit),
         other => Err(format!(
-            "`{other}`: supported snapshot triggers: first-stdin"
+            "`{other}`: supported snapshot triggers: first-stdin, explicit"
         )),
     }
 }
@@ -292,6 +294,7 @@ pub fn run(options: RunOptions) -> Result<i32> {
         }
         let control = instance.snapshot_control();
         control.first_stdin = options.snapshot_on.contains(&SnapshotTrigger::FirstStdin);
+        control.explicit = options.snapshot_on.contains(&SnapshotTrigger::Explicit);
         control.stop_after = options.stop_after_snapshot;
     }
     let status = instance.run()?;

@@ -1,0 +1,279 @@
+//! Snapshots and resume through `wasnap run`: every resumed run's output
+//! (which includes the files it wrote, read back) is compared byte for byte
+//! with an uninterrupted run.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/wasi")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn run(cache: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .env("WASNAP_CACHE_DIR", cache)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const INPUT: &[u8] = b"first line\nsecond, longer line of input\nthird\n";
+
+#[test]
+fn snapshot_at_first_stdin_then_resume_in_a_fresh_process_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("resume.async.wasm");
+    let whole = run(dir.path(), &[&module], INPUT);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
+
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    // The first run sees no input at all: it stops at the snapshot.
+    let first = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            &module,
+        ],
+        b"",
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("snapshot written"),
+        "{}",
+        text(&first.stderr)
+    );
+    assert_eq!(text(&first.stdout), "ready: heap-2703969902\n");
+    let second = run(dir.path(), &["--journal", j, &module], INPUT);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(
+        format!("{}{}", text(&first.stdout), text(&second.stdout)),
+        text(&whole.stdout)
+    );
+    // Files written after the resume are read back in the output.
+    assert!(
+        text(&second.stdout).contains("/tmp/out-2.txt: third"),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+#[test]
+fn chained_explicit_snapshots_resume_any_number_of_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("explicit.async.wasm");
+    let journal = dir.path().join("chain");
+    let j = journal.to_str().unwrap();
+    let continuous_journal = dir.path().join("continuous");
+    let whole = run(
+        dir.path(),
+        &[
+            "--journal",
+            continuous_journal.to_str().unwrap(),
+            "--snapshot-on",
+            "explicit",
+            &module,
+            "5",
+        ],
+        b"",
+    );
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
+    assert!(
+        text(&whole.stdout).ends_with("finished\n"),
+        "{}",
+        text(&whole.stdout)
+    );
+    assert!(
+        !text(&whole.stdout).contains("no snapshot"),
+        "{}",
+        text(&whole.stdout)
+    );
+
+    let mut pieces = String::new();
+    for _ in 0..5 {
+        let out = run(
+            dir.path(),
+            &[
+                "--journal",
+                j,
+                "--snapshot-on",
+                "explicit",
+                "--stop-after-snapshot",
+                &module,
+                "5",
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("snapshot written"),
+            "{}",
+            text(&out.stderr)
+        );
+        pieces.push_str(&text(&out.stdout));
+    }
+    let last = run(dir.path(), &["--journal", j, &module, "5"], b"");
+    pieces.push_str(&text(&last.stdout));
+    assert_eq!(pieces, text(&whole.stdout));
+}
+
+#[test]
+fn a_64_mib_heap_survives_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("explicit.async.wasm");
+    let journal = dir.path().join("big");
+    let j = journal.to_str().unwrap();
+    let whole_journal = dir.path().join("whole");
+    let whole = run(
+        dir.path(),
+        &[
+            "--journal",
+            whole_journal.to_str().unwrap(),
+            "--snapshot-on",
+            "explicit",
+            &module,
+            "2",
+            "64",
+        ],
+        b"",
+    );
+    let first = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "explicit",
+            "--stop-after-snapshot",
+            &module,
+            "2",
+            "64",
+        ],
+        b"",
+    );
+    let second = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "explicit",
+            &module,
+            "2",
+            "64",
+        ],
+        b"",
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(
+        format!("{}{}", text(&first.stdout), text(&second.stdout)),
+        text(&whole.stdout)
+    );
+    // Diffed, compressed chunks: far smaller than the heap.
+    assert!(std::fs::metadata(&journal).unwrap().len() < 16 << 20);
+}
+
+#[test]
+fn refusals_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let unprepared = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "explicit",
+            &fixture("explicit.wasm"),
+        ],
+        b"",
+    );
+    assert_eq!(unprepared.status.code(), Some(2));
+    assert!(
+        text(&unprepared.stderr).contains("wasnap prepare"),
+        "{}",
+        text(&unprepared.stderr)
+    );
+
+    let no_journal = run(
+        dir.path(),
+        &[
+            "--snapshot-on",
+            "first-stdin",
+            &fixture("resume.async.wasm"),
+        ],
+        b"",
+    );
+    assert_eq!(no_journal.status.code(), Some(2));
+    assert!(
+        text(&no_journal.stderr).contains("--journal"),
+        "{}",
+        text(&no_journal.stderr)
+    );
+
+    let unknown = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "whenever",
+            &fixture("resume.async.wasm"),
+        ],
+        b"",
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("first-stdin"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    // A snapshot of one module does not resume another.
+    let snap = dir.path().join("snap");
+    let s = snap.to_str().unwrap();
+    run(
+        dir.path(),
+        &[
+            "--journal",
+            s,
+            "--snapshot-on",
+            "explicit",
+            "--stop-after-snapshot",
+            &fixture("explicit.async.wasm"),
+        ],
+        b"",
+    );
+    let other = run(
+        dir.path(),
+        &["--journal", s, &fixture("resume.async.wasm")],
+        b"",
+    );
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("recorded for another module"),
+        "{}",
+        text(&other.stderr)
+    );
+}
