@@ -277,3 +277,225 @@ fn refusals_say_what_to_do() {
         text(&other.stderr)
     );
 }
+
+fn spawn(cache: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .env("WASNAP_CACHE_DIR", cache)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `ack N` lines until `count` were seen.
+fn wait_for_acks(
+    child: &mut std::process::Child,
+    count: usize,
+) -> std::io::Lines<std::io::BufReader<std::process::ChildStdout>> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < count {
+        let line = lines.next().unwrap().unwrap();
+        if line.starts_with("ack ") {
+            seen += 1;
+        }
+    }
+    lines
+}
+
+#[test]
+fn first_environ_fires_before_the_environment_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("hello.async.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let whole = run(dir.path(), &["--env", "GREETING=Hi", &module, "x"], b"");
+    let first = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "first-environ",
+            "--stop-after-snapshot",
+            &module,
+            "x",
+        ],
+        b"",
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(
+        text(&first.stdout),
+        "",
+        "nothing runs before the environment is read"
+    );
+    let second = run(
+        dir.path(),
+        &["--journal", j, "--env", "GREETING=Hi", &module, "x"],
+        b"",
+    );
+    assert_eq!(second.stdout, whole.stdout, "{}", text(&second.stderr));
+}
+
+#[test]
+fn idle_fires_when_input_is_awaited_but_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("resume.async.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let whole = run(dir.path(), &[&module], INPUT);
+    // Standard input stays open and empty: the program blocks, idle fires.
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "idle",
+            "--stop-after-snapshot",
+            &module,
+        ],
+    );
+    let _stdin = child.stdin.take().unwrap();
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let second = run(dir.path(), &["--journal", j, &module], INPUT);
+    assert_eq!(
+        format!("{}{}", text(&first.stdout), text(&second.stdout)),
+        text(&whole.stdout)
+    );
+}
+
+#[test]
+fn periodic_snapshots_survive_kill_9_and_resume_to_the_same_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("ticker.async.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let whole = run(dir.path(), &[&module, "run", "60"], b"");
+    let last_line = text(&whole.stdout).lines().last().unwrap().to_owned();
+    assert_eq!(last_line, "all 60 files checked, 0 bad");
+
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-interval",
+            "50ms",
+            &module,
+            "run",
+            "60",
+        ],
+    );
+    // A moment that varies from run to run: after 12 to 27 acknowledgements.
+    let acks = 12 + (std::process::id() as usize % 16);
+    let _rest = wait_for_acks(&mut child, acks);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let inspect = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .args(["journal", "inspect", j])
+        .output()
+        .unwrap();
+    assert!(
+        text(&inspect.stdout).contains("trigger interval"),
+        "no periodic snapshot was taken: {}",
+        text(&inspect.stdout)
+    );
+
+    let resumed = run(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-interval",
+            "50ms",
+            &module,
+            "run",
+            "60",
+        ],
+        b"",
+    );
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    assert_eq!(text(&resumed.stdout).lines().last().unwrap(), last_line);
+    assert!(
+        !text(&resumed.stdout).contains("ack 0\n"),
+        "the resumed run started over: {}",
+        text(&resumed.stdout)
+    );
+}
+
+#[test]
+fn ctrl_c_snapshots_at_the_next_point_then_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("ticker.async.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "sigint",
+            &module,
+            "run",
+            "60",
+        ],
+    );
+    let rest = wait_for_acks(&mut child, 10);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    drop(rest);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("snapshot written"), "{stderr}");
+    let resumed = run(dir.path(), &["--journal", j, &module, "run", "60"], b"");
+    assert_eq!(
+        text(&resumed.stdout).lines().last().unwrap(),
+        "all 60 files checked, 0 bad"
+    );
+    assert!(!text(&resumed.stdout).contains("ack 0\n"));
+}
+
+#[test]
+fn ctrl_c_without_a_snapshot_point_says_so_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "--journal",
+            journal.to_str().unwrap(),
+            "--snapshot-on",
+            "sigint",
+            "--sigint-grace",
+            "300ms",
+            &fixture("ticker.async.wasm"),
+            "spin",
+        ],
+    );
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "spinning");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        text(&out.stderr).contains("reached no snapshot point within 0.3 s"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -41,6 +41,11 @@ macro_rules! syscalls {
         $(
             #[allow(unused_variables, clippy::redundant_closure_call)]
             fn $name(mut env: FunctionEnvMut<WasiEnv>, $($arg: $ty),*) -> Result<i32, RuntimeError> {
+                if crate::snapshot::is_point(stringify!($name)) {
+                    if let Some(unwound) = snapshot_point(&mut env, stringify!($name), None) {
+                        return unwound;
+                    }
+                }
                 let (data, store) = env.data_and_store_mut();
                 let Some(memory) = data.memory.clone() else {
                     return Err(RuntimeError::user(Box::new(Trap::NoMemory)));
@@ -136,26 +141,10 @@ fn fd_read(
     iovs_len: u32,
     nread: u32,
 ) -> Result<i32, RuntimeError> {
-    let (data, mut store) = env.data_and_store_mut();
-    let control = &mut data.snapshot;
-    let is_stdin = matches!(
-        data.ctx.fds.get(fd).map(|d| &d.handle),
-        Ok(crate::fd::Handle::Stdin)
-    );
-    let fire = if control.first_stdin && is_stdin && control.phase == crate::snapshot::Phase::Normal
-    {
-        control.first_stdin = false;
-        Some(wasnap_journal::SnapshotTrigger::FirstStdin)
-    } else {
-        None
-    };
-    if control.phase != crate::snapshot::Phase::Normal || fire.is_some() {
-        match control.at_point(&mut store, fire) {
-            Ok(true) => return Ok(0),
-            Ok(false) => {}
-            Err(e) => return Err(RuntimeError::user(Box::new(e))),
-        }
+    if let Some(unwound) = snapshot_point(&mut env, "fd_read", Some(fd)) {
+        return unwound;
     }
+    let (data, store) = env.data_and_store_mut();
     let Some(memory) = data.memory.clone() else {
         return Err(RuntimeError::user(Box::new(Trap::NoMemory)));
     };
@@ -184,5 +173,43 @@ fn explicit_snapshot(mut env: FunctionEnvMut<WasiEnv>) -> Result<i32, RuntimeErr
     match control.at_point(&mut store, fire) {
         Ok(_) => Ok(0),
         Err(e) => Err(RuntimeError::user(Box::new(e))),
+    }
+}
+
+/// At a snapshot point: ends a rewind, or fires a due trigger (starting an
+/// unwind: the import returns `Some` at once).
+fn snapshot_point(
+    env: &mut FunctionEnvMut<WasiEnv>,
+    name: &str,
+    fd: Option<u32>,
+) -> Option<Result<i32, RuntimeError>> {
+    let (data, mut store) = env.data_and_store_mut();
+    let control = &mut data.snapshot;
+    // Only prepared modules have snapshot points.
+    control.asyncify.as_ref()?;
+    let fire = if control.phase == crate::snapshot::Phase::Normal {
+        let reads_stdin = name == "fd_read"
+            && fd.is_some_and(|fd| {
+                matches!(
+                    data.ctx.fds.get(fd).map(|d| &d.handle),
+                    Ok(crate::fd::Handle::Stdin)
+                )
+            });
+        control.due(name, reads_stdin, || {
+            data.ctx
+                .stdin
+                .wait_readable(Some(std::time::Duration::ZERO))
+                .unwrap_or(true)
+        })
+    } else {
+        None
+    };
+    if control.phase == crate::snapshot::Phase::Normal && fire.is_none() {
+        return None;
+    }
+    match control.at_point(&mut store, fire) {
+        Ok(true) => Some(Ok(0)),
+        Ok(false) => None,
+        Err(e) => Some(Err(RuntimeError::user(Box::new(e)))),
     }
 }

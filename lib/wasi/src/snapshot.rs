@@ -45,6 +45,14 @@ pub enum Phase {
     Rewinding,
 }
 
+/// Whether the import `name` (of `wasi_snapshot_preview1`) is a snapshot
+/// point: `wasnap prepare` instruments exactly these.
+pub fn is_point(name: &str) -> bool {
+    wasnap_snapshot::asyncify::SNAPSHOT_POINTS
+        .iter()
+        .any(|p| p.strip_prefix("wasi_snapshot_preview1.") == Some(name))
+}
+
 /// Snapshot state of one instance.
 #[derive(Default)]
 pub struct SnapshotControl {
@@ -52,6 +60,17 @@ pub struct SnapshotControl {
     pub first_stdin: bool,
     /// Snapshot when the guest asks (`wasnap.snapshot`, WASIX `proc_snapshot`).
     pub explicit: bool,
+    /// Snapshot at the first environment read (armed until fired).
+    pub first_environ: bool,
+    /// Snapshot when the program reads standard input and none is there.
+    pub idle: bool,
+    /// Snapshot at the first snapshot point after each interval.
+    pub interval: Option<std::time::Duration>,
+    /// When the interval last restarted.
+    pub interval_from: Option<std::time::Instant>,
+    /// Set (by a signal handler) when Ctrl-C was pressed: snapshot at the
+    /// next point, then stop.
+    pub sigint: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Stop cleanly after the first snapshot.
     pub stop_after: bool,
     pub phase: Phase,
@@ -131,6 +150,47 @@ impl SnapshotControl {
             })
             .collect();
         self.memory = instance.exports.get_memory("memory").ok().cloned();
+    }
+
+    /// The trigger due at snapshot point `name`, if any (and disarms
+    /// one-shot triggers). `stdin_ready` is asked only when the import reads
+    /// standard input.
+    pub fn due(
+        &mut self,
+        name: &str,
+        reads_stdin: bool,
+        stdin_ready: impl FnOnce() -> bool,
+    ) -> Option<SnapshotTrigger> {
+        use std::sync::atomic::Ordering;
+        if self
+            .sigint
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            self.stop_after = true;
+            return Some(SnapshotTrigger::Sigint);
+        }
+        if self.first_environ && (name == "environ_get" || name == "environ_sizes_get") {
+            self.first_environ = false;
+            return Some(SnapshotTrigger::FirstEnviron);
+        }
+        if reads_stdin && self.first_stdin {
+            self.first_stdin = false;
+            return Some(SnapshotTrigger::FirstStdin);
+        }
+        if reads_stdin && self.idle && !stdin_ready() {
+            return Some(SnapshotTrigger::Idle);
+        }
+        if let Some(interval) = self.interval {
+            let from = *self
+                .interval_from
+                .get_or_insert_with(std::time::Instant::now);
+            if from.elapsed() >= interval {
+                self.interval_from = Some(std::time::Instant::now());
+                return Some(SnapshotTrigger::Interval);
+            }
+        }
+        None
     }
 
     /// At a snapshot point: finishes a rewind (returns `Ok(false)`: do the

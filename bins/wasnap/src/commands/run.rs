@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 use wasnap_journal::{
     Durability, Journal, JournalOptions, JournalReader, Recovery, SnapshotTrigger,
@@ -100,23 +104,59 @@ pub struct RunOptions {
     #[arg(long)]
     pub force: bool,
     /// Take a snapshot when TRIGGER fires (needs --journal and a module
-    /// prepared with `wasnap prepare`). Supported: first-stdin (the first
-    /// read from standard input), explicit (the guest calls `wasnap.snapshot`
-    /// or WASIX's `proc_snapshot`). Repeatable.
+    /// prepared with `wasnap prepare`). Repeatable. first-stdin: the first
+    /// read from standard input; first-environ: the first read of the
+    /// environment; idle: a read from standard input with none there;
+    /// interval: see --snapshot-interval; sigint: Ctrl-C (then stop);
+    /// explicit: the guest calls `wasnap.snapshot` or WASIX's
+    /// `proc_snapshot`.
     #[arg(long = "snapshot-on", value_name = "TRIGGER", value_parser = parse_trigger)]
     pub snapshot_on: Vec<SnapshotTrigger>,
     /// Exit cleanly after the first snapshot.
     #[arg(long)]
     pub stop_after_snapshot: bool,
+    /// Snapshot at the first snapshot point after each DURATION (500ms, 2s,
+    /// 1m); arms the interval trigger.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub snapshot_interval: Option<Duration>,
+    /// After Ctrl-C (with --snapshot-on sigint), how long to wait for a
+    /// snapshot point before exiting without a snapshot.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub sigint_grace: Duration,
+}
+
+/// Parses a duration: a number with a unit (`ms`, `s`, `m`), e.g. `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a duration such as 500ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}`: the duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Parses a snapshot trigger name.
 pub fn parse_trigger(name: &str) -> Result<SnapshotTrigger, String> {
     match name {
         "first-stdin" => Ok(SnapshotTrigger::FirstStdin),
+        "first-environ" => Ok(SnapshotTrigger::FirstEnviron),
+        "idle" => Ok(SnapshotTrigger::Idle),
+        "interval" => Ok(SnapshotTrigger::Interval),
+        "sigint" => Ok(SnapshotTrigger::Sigint),
         "explicit" => Ok(SnapshotTrigger::Explicit),
         other => Err(format!(
-            "`{other}`: supported snapshot triggers: first-stdin, explicit"
+            "`{other}`: the snapshot triggers are first-stdin, first-environ, idle, interval, sigint, explicit"
         )),
     }
 }
@@ -125,6 +165,37 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
     Ok(bytes)
+}
+
+/// After Ctrl-C, gives the program `grace` to reach a snapshot point;
+/// otherwise says so, flushes the journal and exits (130, as for SIGINT).
+fn sigint_watchdog(
+    flag: &AtomicBool,
+    done: &AtomicBool,
+    grace: Duration,
+    writer: Option<wasnap_journal::JournalWriter>,
+) {
+    while !flag.load(Ordering::SeqCst) {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "wasnap: Ctrl-C: the program reached no snapshot point within {:.1} s; exiting without a snapshot",
+        grace.as_secs_f64()
+    );
+    if let Some(writer) = writer {
+        let _ = writer.flush();
+    }
+    std::process::exit(130);
 }
 
 fn report_replay(options: &RunOptions, path: &Path, summary: &ReplaySummary) {
@@ -234,7 +305,14 @@ pub fn run(options: RunOptions) -> Result<i32> {
         module_hash: Some(hash),
         resume: false,
     };
-    if !options.snapshot_on.is_empty() && options.journal.is_none() {
+    let mut triggers = options.snapshot_on.clone();
+    if options.snapshot_interval.is_some() && !triggers.contains(&SnapshotTrigger::Interval) {
+        triggers.push(SnapshotTrigger::Interval);
+    }
+    if triggers.contains(&SnapshotTrigger::Interval) && options.snapshot_interval.is_none() {
+        bail!("--snapshot-on interval needs --snapshot-interval DURATION");
+    }
+    if !triggers.is_empty() && options.journal.is_none() {
         bail!("--snapshot-on needs --journal: a snapshot is written into the journal");
     }
     let mut resume_point = None;
@@ -284,7 +362,8 @@ pub fn run(options: RunOptions) -> Result<i32> {
             );
         }
     }
-    if !options.snapshot_on.is_empty() {
+    let mut sigint_watch = None;
+    if !triggers.is_empty() {
         if !instance.snapshottable() {
             bail!(
                 "{} cannot be snapshotted: it lacks Binaryen's asyncify exports; prepare it with `wasnap prepare {} -o PREPARED.wasm` and run PREPARED.wasm",
@@ -292,12 +371,31 @@ pub fn run(options: RunOptions) -> Result<i32> {
                 module_path.display()
             );
         }
+        let writer = instance.ctx().recorder.as_ref().map(|r| r.writer().clone());
         let control = instance.snapshot_control();
-        control.first_stdin = options.snapshot_on.contains(&SnapshotTrigger::FirstStdin);
-        control.explicit = options.snapshot_on.contains(&SnapshotTrigger::Explicit);
+        control.first_stdin = triggers.contains(&SnapshotTrigger::FirstStdin);
+        control.explicit = triggers.contains(&SnapshotTrigger::Explicit);
+        control.first_environ = triggers.contains(&SnapshotTrigger::FirstEnviron);
+        control.idle = triggers.contains(&SnapshotTrigger::Idle);
+        control.interval = options.snapshot_interval;
+        control.interval_from = Some(std::time::Instant::now());
         control.stop_after = options.stop_after_snapshot;
+        if triggers.contains(&SnapshotTrigger::Sigint) {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag))
+                .context("cannot install the Ctrl-C handler")?;
+            control.sigint = Some(Arc::clone(&flag));
+            let done = Arc::new(AtomicBool::new(false));
+            let grace = options.sigint_grace;
+            let watched = Arc::clone(&done);
+            std::thread::spawn(move || sigint_watchdog(&flag, &watched, grace, writer));
+            sigint_watch = Some(done);
+        }
     }
     let status = instance.run()?;
+    if let Some(done) = &sigint_watch {
+        done.store(true, Ordering::SeqCst);
+    }
     match &status {
         ExitStatus::Exited(_) => {}
         ExitStatus::Snapshotted => eprintln!(
