@@ -3,7 +3,12 @@
 //! root) with the journal off and on, alternating, and prints the best and
 //! median wall times, their ratio, and the journal's size.
 //!
-//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json]
+//! With `--snapshots` it measures snapshots instead: the pause of a snapshot
+//! against heap size and the fraction of memory changed since the previous
+//! one, the journal bytes per snapshot, and resuming a program with a heavy
+//! start-up phase against starting it cold.
+//!
+//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,11 +16,14 @@ use std::time::{Duration, Instant};
 use wasnap_journal::{Durability, Journal, JournalOptions};
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx, WasiInstance};
 
+mod snapshots;
+
 struct Args {
     repeat: usize,
     lines: u64,
     files: u64,
     json: bool,
+    snapshots: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -24,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
         lines: 200_000,
         files: 300,
         json: false,
+        snapshots: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -37,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
             "--lines" => args.lines = number("--lines")?,
             "--files" => args.files = number("--files")?,
             "--json" => args.json = true,
+            "--snapshots" => args.snapshots = true,
             "--help" | "-h" => {
                 return Err(
                     "usage: run-bench [--repeat N] [--lines N] [--files N] [--json]".into(),
@@ -113,6 +123,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.snapshots {
+        snapshots::run(args.json);
+        return;
+    }
     let wasm = std::fs::read(fixture()).expect("fixtures/wasi/writer.wasm");
     let engine = wasmer::Engine::default();
     let module = wasmer::Module::new(&engine, &wasm).expect("compiles");

@@ -123,13 +123,21 @@ impl WasiInstance {
     /// program stops now (`--stop-after-snapshot`), else starts the rewind.
     fn take_snapshot(&mut self) -> Result<bool, crate::snapshot::SnapshotError> {
         use crate::snapshot::SnapshotError;
+        let started = std::time::Instant::now();
         let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);
         let now = self.ctx_mut().clock.realtime();
         let captured = control.capture(&mut self.store, now);
         let outcome = captured.and_then(|(buf, entries)| {
             let ctx = &mut self.env.as_mut(&mut self.store).ctx;
             let recorder = ctx.recorder.as_mut().ok_or(SnapshotError::NoJournal)?;
+            let journal_before = recorder.writer().end_offset();
+            let mut regions = 0;
+            let mut memory_bytes = 0;
             for entry in &entries {
+                if let wasnap_journal::JournalEntry::UpdateMemoryRegionV1(r) = entry {
+                    regions += 1;
+                    memory_bytes = memory_bytes.max(r.end);
+                }
                 recorder
                     .record_untimed(entry.clone())
                     .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
@@ -137,6 +145,13 @@ impl WasiInstance {
             recorder
                 .sync()
                 .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
+            let journal_bytes = recorder.writer().end_offset() - journal_before;
+            control.stats.push(crate::snapshot::SnapshotStats {
+                pause: started.elapsed(),
+                memory_bytes,
+                regions,
+                journal_bytes,
+            });
             Ok(buf)
         });
         let result = match outcome {

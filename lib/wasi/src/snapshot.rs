@@ -53,6 +53,20 @@ pub fn is_point(name: &str) -> bool {
         .any(|p| p.strip_prefix("wasi_snapshot_preview1.") == Some(name))
 }
 
+/// What one snapshot cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// From the end of the unwind to the journal synced (the program waits
+    /// this long; the rewind adds little).
+    pub pause: std::time::Duration,
+    /// Linear memory size.
+    pub memory_bytes: u64,
+    /// Memory chunks written (changed since the previous snapshot).
+    pub regions: usize,
+    /// Bytes the snapshot added to the journal.
+    pub journal_bytes: u64,
+}
+
 /// Snapshot state of one instance.
 #[derive(Default)]
 pub struct SnapshotControl {
@@ -84,6 +98,8 @@ pub struct SnapshotControl {
     pub trigger: Option<SnapshotTrigger>,
     /// Snapshots taken by this process.
     pub taken: u32,
+    /// Figures of every snapshot this process took, in order.
+    pub stats: Vec<SnapshotStats>,
     /// The unwind buffer, once memory was grown for it (or restored): later
     /// snapshots reuse it instead of growing memory again.
     buffer: Option<u32>,
@@ -248,26 +264,32 @@ impl SnapshotControl {
         let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
         a.stop_unwind.call(store).map_err(engine)?;
         let memory = self.memory.as_ref().ok_or(SnapshotError::NotPrepared)?;
-        let bytes = memory.view(&*store).copy_to_vec().map_err(engine)?;
+        // `previous` is updated in place, chunk by chunk: no copy of the
+        // whole memory is allocated per snapshot.
+        let view = memory.view(&*store);
+        let size = view.data_size() as usize;
+        if self.previous.len() < size {
+            self.previous.resize(size, 0);
+        }
         let mut entries = Vec::new();
-        let chunks = bytes.len().div_ceil(CHUNK);
+        let mut chunk = vec![0u8; CHUNK];
+        let chunks = size.div_ceil(CHUNK);
         for i in 0..chunks {
-            let range = i * CHUNK..((i + 1) * CHUNK).min(bytes.len());
-            let chunk = &bytes[range.clone()];
-            let before = self.previous.get(range.clone());
-            let unchanged = match before {
-                Some(prev) => prev == chunk,
-                None => chunk.iter().all(|b| *b == 0),
-            };
+            let range = i * CHUNK..((i + 1) * CHUNK).min(size);
+            let current = &mut chunk[..range.len()];
+            view.read(range.start as u64, current).map_err(engine)?;
+            let before = &mut self.previous[range.clone()];
             // The last chunk is always written: it carries the memory size.
-            if unchanged && i + 1 != chunks {
+            if before == current && i + 1 != chunks {
                 continue;
             }
+            before.copy_from_slice(current);
             entries.push(JournalEntry::UpdateMemoryRegionV1(compressed_region(
                 range.start as u64,
-                chunk,
+                current,
             )));
         }
+        let bytes = &self.previous;
         let current = u32::from_le_bytes(
             bytes
                 .get(buf as usize..buf as usize + 4)
@@ -297,7 +319,6 @@ impl SnapshotControl {
             since_epoch_ns: now_ns,
             trigger: trigger.as_u8(),
         }));
-        self.previous = bytes;
         self.taken += 1;
         Ok((buf, entries))
     }
