@@ -154,7 +154,7 @@ pub fn run(json: bool) {
             .resume
             .expect("snapshot");
         let mut i = instance(&startup, c);
-        i.restore(&point.memory, &point.thread).expect("restore");
+        i.restore(point.memory, &point.thread).expect("restore");
         assert_eq!(i.run().expect("run"), ExitStatus::Exited(0));
         resume_times.push(started.elapsed());
     }

@@ -119,4 +119,9 @@ impl MemoryImage {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The image's bytes, without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }

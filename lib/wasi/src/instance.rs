@@ -167,7 +167,7 @@ impl WasiInstance {
     /// which then continues where the snapshot was taken.
     pub fn restore(
         &mut self,
-        image: &[u8],
+        image: Vec<u8>,
         thread: &wasnap_journal::ThreadStateV1<'_>,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);

@@ -232,7 +232,7 @@ pub fn replay(
                         if let Some(thread) = thread.take() {
                             replayer.summary.resume = Some(ResumePoint {
                                 marker_offset: offset,
-                                memory: std::mem::take(&mut image).as_bytes().to_vec(),
+                                memory: std::mem::take(&mut image).into_bytes(),
                                 thread,
                             });
                         }

@@ -340,7 +340,7 @@ impl SnapshotControl {
     pub fn restore(
         &mut self,
         store: &mut impl AsStoreMut,
-        image: &[u8],
+        image: Vec<u8>,
         thread: &ThreadStateV1<'_>,
     ) -> Result<(), SnapshotError> {
         let memory = self.memory.clone().ok_or(SnapshotError::NotPrepared)?;
@@ -354,7 +354,7 @@ impl SnapshotControl {
             memory.grow(&mut *store, Pages(pages)).map_err(engine)?;
         }
         let view = memory.view(&*store);
-        view.write(0, image).map_err(engine)?;
+        view.write(0, &image).map_err(engine)?;
         if thread.globals.len() != self.globals.len() {
             return Err(SnapshotError::Mismatch(format!(
                 "{} globals saved, the module exports {}",
@@ -372,7 +372,7 @@ impl SnapshotControl {
             };
             global.set(&mut *store, value).map_err(engine)?;
         }
-        self.previous = image.to_vec();
+        self.previous = image;
         self.buffer = Some(thread.stack_lower as u32);
         self.start_rewind(store, thread.stack_lower as u32)
     }

@@ -61,7 +61,7 @@ fn a_journal_in_memory_resumes_too() {
     )
     .unwrap();
     let mut second = instance(name, ctx);
-    second.restore(&point.memory, &point.thread).unwrap();
+    second.restore(point.memory, &point.thread).unwrap();
     second.snapshot_control().explicit = true;
     assert_eq!(second.run().unwrap(), ExitStatus::Exited(0));
 

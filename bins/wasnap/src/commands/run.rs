@@ -350,10 +350,7 @@ pub fn run(options: RunOptions) -> Result<i32> {
     let store = wasmer::Store::new(engine);
     let mut instance = WasiInstance::new(store, &module, ctx)
         .with_context(|| format!("cannot run {}", module_path.display()))?;
-    if let Some(point) = &resume_point {
-        instance
-            .restore(&point.memory, &point.thread)
-            .with_context(|| format!("cannot resume {} from its journal", module_path.display()))?;
+    if let Some(point) = resume_point {
         if options.verbose {
             eprintln!(
                 "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
@@ -361,6 +358,9 @@ pub fn run(options: RunOptions) -> Result<i32> {
                 point.memory.len()
             );
         }
+        instance
+            .restore(point.memory, &point.thread)
+            .with_context(|| format!("cannot resume {} from its journal", module_path.display()))?;
     }
     let mut sigint_watch = None;
     if !triggers.is_empty() {
