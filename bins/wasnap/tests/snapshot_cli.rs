@@ -499,3 +499,70 @@ fn ctrl_c_without_a_snapshot_point_says_so_after_the_grace_period() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_compacted_snapshot_journal_resumes_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("explicit.async.wasm");
+    let journal = dir.path().join("j");
+    let compacted = dir.path().join("j.compact");
+    let j = journal.to_str().unwrap();
+    for _ in 0..2 {
+        let out = run(
+            dir.path(),
+            &[
+                "--journal",
+                j,
+                "--snapshot-on",
+                "explicit",
+                "--stop-after-snapshot",
+                &module,
+                "4",
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let compact = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .args(["journal", "compact", j, compacted.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(compact.status.code(), Some(0), "{}", text(&compact.stderr));
+    assert!(
+        std::fs::metadata(&compacted).unwrap().len() < std::fs::metadata(&journal).unwrap().len()
+    );
+    let from_original = run(
+        dir.path(),
+        &["--journal", j, "--snapshot-on", "explicit", &module, "4"],
+        b"",
+    );
+    let from_compacted = run(
+        dir.path(),
+        &[
+            "--journal",
+            compacted.to_str().unwrap(),
+            "--snapshot-on",
+            "explicit",
+            &module,
+            "4",
+        ],
+        b"",
+    );
+    assert_eq!(
+        from_original.status.code(),
+        Some(0),
+        "{}",
+        text(&from_original.stderr)
+    );
+    assert_eq!(
+        from_compacted.stdout,
+        from_original.stdout,
+        "{}",
+        text(&from_compacted.stderr)
+    );
+    assert!(
+        text(&from_original.stdout).starts_with("step 2:"),
+        "{}",
+        text(&from_original.stdout)
+    );
+}
