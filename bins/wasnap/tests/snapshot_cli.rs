@@ -193,12 +193,21 @@ fn a_64_mib_heap_survives_intact() {
     assert!(std::fs::metadata(&journal).unwrap().len() < 16 << 20);
 }
 
+/// Runs `args`, expecting wasnap to refuse (exit 2) with `needle` in the
+/// message.
+fn refused(cache: &Path, args: &[&str], needle: &str) {
+    let out = run(cache, args, b"");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+}
+
 #[test]
 fn refusals_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let j = journal.to_str().unwrap();
-    let unprepared = run(
+    let prepared = fixture("resume.async.wasm");
+    refused(
         dir.path(),
         &[
             "--journal",
@@ -207,47 +216,22 @@ fn refusals_say_what_to_do() {
             "explicit",
             &fixture("explicit.wasm"),
         ],
-        b"",
+        "wasnap prepare",
     );
-    assert_eq!(unprepared.status.code(), Some(2));
-    assert!(
-        text(&unprepared.stderr).contains("wasnap prepare"),
-        "{}",
-        text(&unprepared.stderr)
-    );
-
-    let no_journal = run(
+    refused(
         dir.path(),
-        &[
-            "--snapshot-on",
-            "first-stdin",
-            &fixture("resume.async.wasm"),
-        ],
-        b"",
+        &["--snapshot-on", "first-stdin", &prepared],
+        "--journal",
     );
-    assert_eq!(no_journal.status.code(), Some(2));
-    assert!(
-        text(&no_journal.stderr).contains("--journal"),
-        "{}",
-        text(&no_journal.stderr)
-    );
-
-    let unknown = run(
+    refused(
         dir.path(),
-        &[
-            "--journal",
-            j,
-            "--snapshot-on",
-            "whenever",
-            &fixture("resume.async.wasm"),
-        ],
-        b"",
+        &["--journal", j, "--snapshot-on", "whenever", &prepared],
+        "first-stdin",
     );
-    assert_eq!(unknown.status.code(), Some(2));
-    assert!(
-        text(&unknown.stderr).contains("first-stdin"),
-        "{}",
-        text(&unknown.stderr)
+    refused(
+        dir.path(),
+        &["--journal", j, "--snapshot-on", "interval", &prepared],
+        "--snapshot-interval",
     );
 
     // A snapshot of one module does not resume another.
@@ -265,16 +249,10 @@ fn refusals_say_what_to_do() {
         ],
         b"",
     );
-    let other = run(
+    refused(
         dir.path(),
-        &["--journal", s, &fixture("resume.async.wasm")],
-        b"",
-    );
-    assert_eq!(other.status.code(), Some(2));
-    assert!(
-        text(&other.stderr).contains("recorded for another module"),
-        "{}",
-        text(&other.stderr)
+        &["--journal", s, &prepared],
+        "recorded for another module",
     );
 }
 
