@@ -544,3 +544,38 @@ fn a_compacted_snapshot_journal_resumes_the_same() {
         text(&from_original.stdout)
     );
 }
+
+#[test]
+fn idle_fires_when_a_poll_waits_on_empty_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("stdin_poll.async.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let mut child = spawn(
+        dir.path(),
+        &[
+            "--journal",
+            j,
+            "--snapshot-on",
+            "idle",
+            "--stop-after-snapshot",
+            &module,
+            "10000",
+        ],
+    );
+    let _stdin = child.stdin.take().unwrap();
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("snapshot written"),
+        "{}",
+        text(&first.stderr)
+    );
+    let second = run(
+        dir.path(),
+        &["--journal", j, &module, "10000"],
+        b"poll me\n",
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(text(&second.stdout), "POLL ME\n");
+}

@@ -42,7 +42,7 @@ macro_rules! syscalls {
             #[allow(unused_variables, clippy::redundant_closure_call)]
             fn $name(mut env: FunctionEnvMut<WasiEnv>, $($arg: $ty),*) -> Result<i32, RuntimeError> {
                 if crate::snapshot::is_point(stringify!($name)) {
-                    if let Some(unwound) = snapshot_point(&mut env, stringify!($name), None) {
+                    if let Some(unwound) = snapshot_point(&mut env, stringify!($name), None, false) {
                         return unwound;
                     }
                 }
@@ -59,7 +59,7 @@ macro_rules! syscalls {
         )*
 
         /// Names of every function this host provides.
-        pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)* "proc_exit", "fd_read"];
+        pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)* "proc_exit", "fd_read", "poll_oneoff"];
 
         /// The import object for a store and its environment.
         pub fn imports(store: &mut Store, env: &FunctionEnv<WasiEnv>) -> Imports {
@@ -69,6 +69,7 @@ macro_rules! syscalls {
             )*
             imports.define(MODULE, "proc_exit", Function::new_typed_with_env(store, env, proc_exit));
             imports.define(MODULE, "fd_read", Function::new_typed_with_env(store, env, fd_read));
+            imports.define(MODULE, "poll_oneoff", Function::new_typed_with_env(store, env, poll_oneoff));
             for (module, name) in EXPLICIT_SNAPSHOT {
                 imports.define(module, name, Function::new_typed_with_env(store, env, explicit_snapshot));
             }
@@ -114,7 +115,6 @@ syscalls! {
     path_rename(fd: u32, old_path: u32, old_len: u32, new_fd: u32, new_path: u32, new_len: u32) => |ctx, mem| ctx.path_rename(&mem, fd, old_path, old_len, new_fd, new_path, new_len);
     path_symlink(old_path: u32, old_len: u32, fd: u32, new_path: u32, new_len: u32) => |ctx, mem| ctx.path_symlink(&mem, old_path, old_len, fd, new_path, new_len);
     path_unlink_file(fd: u32, path: u32, len: u32) => |ctx, mem| ctx.path_unlink_file(&mem, fd, path, len);
-    poll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) => |ctx, mem| ctx.poll_oneoff(&mem, subs, events, nsubs, nevents);
     proc_raise(sig: u32) => |ctx, mem| ctx.proc_raise(narrow(sig)?);
     random_get(buf: u32, len: u32) => |ctx, mem| ctx.random_get(&mem, buf, len);
     sched_yield() => |ctx, mem| ctx.sched_yield();
@@ -141,7 +141,7 @@ fn fd_read(
     iovs_len: u32,
     nread: u32,
 ) -> Result<i32, RuntimeError> {
-    if let Some(unwound) = snapshot_point(&mut env, "fd_read", Some(fd)) {
+    if let Some(unwound) = snapshot_point(&mut env, "fd_read", Some(fd), false) {
         return unwound;
     }
     let (data, store) = env.data_and_store_mut();
@@ -182,6 +182,7 @@ fn snapshot_point(
     env: &mut FunctionEnvMut<WasiEnv>,
     name: &str,
     fd: Option<u32>,
+    waits_on_stdin: bool,
 ) -> Option<Result<i32, RuntimeError>> {
     let (data, mut store) = env.data_and_store_mut();
     let control = &mut data.snapshot;
@@ -195,7 +196,7 @@ fn snapshot_point(
                     Ok(crate::fd::Handle::Stdin)
                 )
             });
-        control.due(name, reads_stdin, || {
+        control.due(name, reads_stdin, waits_on_stdin, || {
             data.ctx
                 .stdin
                 .wait_readable(Some(std::time::Duration::ZERO))
@@ -212,4 +213,37 @@ fn snapshot_point(
         Ok(false) => None,
         Err(e) => Some(Err(RuntimeError::user(Box::new(e)))),
     }
+}
+
+/// `poll_oneoff` is a snapshot point; waiting on standard input with none
+/// there counts as idle.
+fn poll_oneoff(
+    mut env: FunctionEnvMut<WasiEnv>,
+    subs: u32,
+    events: u32,
+    nsubs: u32,
+    nevents: u32,
+) -> Result<i32, RuntimeError> {
+    let waits_on_stdin = {
+        let (data, store) = env.data_and_store_mut();
+        match (data.snapshot.idle, data.memory.clone()) {
+            (true, Some(memory)) => {
+                let view = memory.view(&store);
+                data.ctx
+                    .waits_on_stdin(&GuestMemory::new(view), subs, nsubs)
+            }
+            _ => false,
+        }
+    };
+    if let Some(unwound) = snapshot_point(&mut env, "poll_oneoff", None, waits_on_stdin) {
+        return unwound;
+    }
+    let (data, store) = env.data_and_store_mut();
+    let Some(memory) = data.memory.clone() else {
+        return Err(RuntimeError::user(Box::new(Trap::NoMemory)));
+    };
+    let view = memory.view(&store);
+    let mem = GuestMemory::new(view);
+    let result = data.ctx.poll_oneoff(&mem, subs, events, nsubs, nevents);
+    finish("poll_oneoff", result)
 }

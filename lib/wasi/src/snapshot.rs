@@ -200,6 +200,7 @@ impl SnapshotControl {
         &mut self,
         name: &str,
         reads_stdin: bool,
+        waits_on_stdin: bool,
         stdin_ready: impl FnOnce() -> bool,
     ) -> Option<SnapshotTrigger> {
         use std::sync::atomic::Ordering;
@@ -219,7 +220,7 @@ impl SnapshotControl {
             self.first_stdin = false;
             return Some(SnapshotTrigger::FirstStdin);
         }
-        if reads_stdin && self.idle && !stdin_ready() {
+        if (reads_stdin || waits_on_stdin) && self.idle && !stdin_ready() {
             return Some(SnapshotTrigger::Idle);
         }
         if let Some(interval) = self.interval {

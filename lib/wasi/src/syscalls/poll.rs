@@ -60,6 +60,24 @@ fn poll_socket(
 }
 
 impl WasiCtx {
+    /// Whether the subscriptions include reading standard input (for the
+    /// idle snapshot trigger). Unreadable subscriptions count as no.
+    pub fn waits_on_stdin(&self, mem: &GuestMemory, subs: u32, nsubs: u32) -> bool {
+        let Some(len) = nsubs.checked_mul(layout::SUBSCRIPTION_SIZE) else {
+            return false;
+        };
+        let Ok(bytes) = mem.read_bytes(subs, len) else {
+            return false;
+        };
+        bytes
+            .chunks_exact(layout::SUBSCRIPTION_SIZE as usize)
+            .any(|raw| {
+                let fd = u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]);
+                raw[8] == eventtype::FD_READ
+                    && matches!(self.fds.get(fd).map(|d| &d.handle), Ok(Handle::Stdin))
+            })
+    }
+
     pub fn poll_oneoff(
         &mut self,
         mem: &GuestMemory,
