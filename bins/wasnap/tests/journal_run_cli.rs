@@ -2,30 +2,16 @@
 //! kill -9, replay read-only base journals, leave host mounts to the host.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/wasi")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn wasnap(cache: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasnap"));
-    cmd.env("WASNAP_CACHE_DIR", cache);
-    cmd
-}
+use common::{fixture, text, wasnap};
 
 fn run(cache: &Path, args: &[&str]) -> Output {
     wasnap(cache).arg("run").args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn from_descriptors(out: &str) -> String {

@@ -4,6 +4,10 @@
 //! WASNAP_REQUIRE_THIRD_PARTY=1.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,10 +23,6 @@ fn wasnap(cache: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn have_wasm_opt() -> bool {

@@ -2,6 +2,10 @@
 //! mounts, traps, bad modules, the module cache, sockets.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::text;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,10 +27,6 @@ fn wasnap(cache: &Path) -> Command {
 fn run(args: &[&str]) -> Output {
     let cache = tempfile::tempdir().unwrap();
     wasnap(cache.path()).arg("run").args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn wat_module(dir: &Path, name: &str, wat: &str) -> PathBuf {

@@ -3,35 +3,12 @@
 //! with an uninterrupted run.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/wasi")
-        .join(name)
-        .display()
-        .to_string()
-}
+use std::path::Path;
+use std::process::Command;
 
-fn run(cache: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
-        .env("WASNAP_CACHE_DIR", cache)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{fixture, run_with_input as run, spawn_run as spawn, text};
 
 const INPUT: &[u8] = b"first line\nsecond, longer line of input\nthird\n";
 
@@ -254,18 +231,6 @@ fn refusals_say_what_to_do() {
         &["--journal", s, &prepared],
         "recorded for another module",
     );
-}
-
-fn spawn(cache: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_wasnap"))
-        .env("WASNAP_CACHE_DIR", cache)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Reads `ack N` lines until `count` were seen.

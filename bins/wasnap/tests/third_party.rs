@@ -8,9 +8,12 @@
 //! by .ci/run, which builds them), where a missing program fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+use common::text;
 
 fn program(name: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("WASNAP_THIRD_PARTY_DIR")
@@ -40,26 +43,7 @@ fn scripts() -> PathBuf {
 }
 
 fn run(args: &[&str], stdin: &str, cache: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
-        .env("WASNAP_CACHE_DIR", cache)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::run_with_input(cache, args, stdin.as_bytes())
 }
 
 #[test]

@@ -13,8 +13,6 @@
 //! - a journal that cannot be written stops the program (a trap): running on
 //!   without recording would lose data silently.
 
-use std::borrow::Cow;
-
 use wasnap_journal::{ClockSetV1, JournalEntry, JournalWriter};
 
 use crate::errno::{SysResult, Trap};
@@ -118,14 +116,4 @@ impl crate::ctx::WasiCtx {
         self.recorder = Some(recorder);
         Ok(())
     }
-}
-
-/// Borrows bytes for an entry.
-pub fn bytes(data: &[u8]) -> Cow<'_, [u8]> {
-    Cow::Borrowed(data)
-}
-
-/// Borrows a path for an entry.
-pub fn text(s: &str) -> Cow<'_, str> {
-    Cow::Borrowed(s)
 }

@@ -24,7 +24,7 @@ use crate::abi::{fstflags, oflags};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysError};
 use crate::fd::Handle;
-use crate::fs::{resolve, FileRef, Resolved, Target};
+use crate::fs::{resolve, FileRef, Resolved};
 use crate::record::EFFECT_CLOCK;
 
 /// Writes at least this long are served from the journal's mapping.
@@ -244,11 +244,6 @@ pub fn replay(
             if let Err(error) = replayer.apply(&entry) {
                 let name = entry.kind().name().to_owned();
                 return Err(match error {
-                    SysError::Errno(Errno::Success) => ReplayError::ModuleMismatch {
-                        journal: journal.clone(),
-                        recorded: String::new(),
-                        running: String::new(),
-                    },
                     SysError::Errno(errno) => ReplayError::Apply {
                         journal: journal.clone(),
                         offset,
@@ -508,29 +503,26 @@ impl Replayer<'_> {
     }
 
     fn write(&mut self, fd: u32, offset: u64, data: &[u8]) -> Applied {
-        let (mount, at_end) = match &mut self.ctx.fds.get_mut(fd)?.handle {
-            Handle::Stdout | Handle::Stderr => {
-                if self.options.replay_stdio {
-                    let stdout = matches!(self.ctx.fds.get(fd)?.handle, Handle::Stdout);
-                    let stream = if stdout {
-                        &mut self.ctx.stdout
-                    } else {
-                        &mut self.ctx.stderr
-                    };
-                    stream.write_all(data).map_err(Errno::from)?;
-                }
+        let mount = match &mut self.ctx.fds.get_mut(fd)?.handle {
+            Handle::Stdout if self.options.replay_stdio => {
+                self.ctx.stdout.write_all(data).map_err(Errno::from)?;
                 return Ok(());
             }
+            Handle::Stderr if self.options.replay_stdio => {
+                self.ctx.stderr.write_all(data).map_err(Errno::from)?;
+                return Ok(());
+            }
+            Handle::Stdout | Handle::Stderr => return Ok(()),
             Handle::File { mount, pos, .. } => {
+                // As the reference model says: the position ends after the write.
                 *pos = offset + data.len() as u64;
-                (*mount, *pos)
+                *mount
             }
             _ => {
                 self.summary.unsupported_skipped += 1;
                 return Ok(());
             }
         };
-        let _ = at_end;
         if !self.ctx.mounts[mount].is_memory() {
             self.summary.host_effects_skipped += 1;
             return Ok(());
@@ -636,9 +628,4 @@ fn times(atim: u64, mtim: u64, flags: u16) -> (Option<u64>, Option<u64>) {
         (flags & fstflags::ATIM != 0).then_some(atim),
         (flags & fstflags::MTIM != 0).then_some(mtim),
     )
-}
-
-#[allow(dead_code)]
-fn _target_is_used(t: &Target) -> bool {
-    matches!(t, Target::SelfDir(_))
 }

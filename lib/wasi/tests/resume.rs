@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{captured, module_hash, run_ctx};
+use common::{captured, module_hash};
 use wasnap_journal::{Journal, JournalReader};
 use wasnap_wasi::replay::{replay, ReplayOptions};
 use wasnap_wasi::{ExitStatus, WasiInstance};
@@ -70,5 +70,4 @@ fn a_journal_in_memory_resumes_too() {
         String::from_utf8(joined).unwrap(),
         String::from_utf8(whole_out.contents()).unwrap()
     );
-    let _ = run_ctx;
 }

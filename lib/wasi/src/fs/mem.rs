@@ -576,9 +576,4 @@ impl MemFs {
         }
         Ok(())
     }
-
-    /// Number of files whose content is served from the offload buffer.
-    pub fn offloaded_files(&self) -> usize {
-        self.offloaded.len()
-    }
 }

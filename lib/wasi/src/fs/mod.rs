@@ -216,17 +216,6 @@ impl Mount {
             m.release(*ino);
         }
     }
-
-    pub fn clone_file(&mut self, file: &FileRef) -> Result<FileRef, Errno> {
-        match (&mut self.backend, file) {
-            (Backend::Mem(m), FileRef::Mem(ino)) => {
-                m.retain(*ino);
-                Ok(FileRef::Mem(*ino))
-            }
-            (_, FileRef::Host(f)) => Ok(FileRef::Host(f.try_clone()?)),
-            _ => Err(Errno::Badf),
-        }
-    }
 }
 
 /// Splits a guest path into components, refusing what can never be valid.

@@ -6,9 +6,8 @@ use crate::abi::{advice, fdflags, fstflags, layout, rights, whence};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
-use crate::fs::{DirRef, Resolved, Stat, Target};
+use crate::fs::{Resolved, Stat, Target};
 use crate::memory::{iovecs_len, GuestMemory};
-use crate::record::bytes;
 use wasnap_journal::{self as journal, JournalEntry};
 
 /// Longest single read or write the host performs; longer requests are
@@ -351,13 +350,6 @@ impl WasiCtx {
     ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
-        let desc = self.fds.get(fd)?;
-        let Handle::File { .. } = &desc.handle else {
-            return Err(not_a_file(&desc.handle).into());
-        };
-        if !desc.writable() {
-            return Err(Errno::Badf.into());
-        }
         let data = mem.gather(&iovs)?;
         if offset
             .checked_add(data.len() as u64)
@@ -365,27 +357,34 @@ impl WasiCtx {
         {
             return Err(Errno::Fbig.into());
         }
-        let (mount, pos) = match &desc.handle {
-            Handle::File { mount, pos, .. } => (*mount, *pos),
-            _ => return Err(Errno::Badf.into()),
-        };
-        if !self.mounts[mount].is_memory() {
+        if self.recording() && self.leaves_the_process(fd) {
             self.commit_output()?;
         }
         let desc = self.fds.get(fd)?;
-        let Handle::File { file, .. } = &desc.handle else {
-            return Err(Errno::Badf.into());
+        let Handle::File {
+            mount, file, pos, ..
+        } = &desc.handle
+        else {
+            return Err(not_a_file(&desc.handle).into());
         };
-        let n = self.mounts[mount].write_at(file, offset, &data, now)?;
+        if !desc.writable() {
+            return Err(Errno::Badf.into());
+        }
+        let pos = *pos;
+        let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
         mem.write_u32(nwritten, n as u32)?;
-        // Journaled as a write (which moves the position) and a seek back.
+        // Journaled as a write, which leaves the position after the data,
+        // and (unless that is where it was) a seek back.
         self.record(JournalEntry::FileDescriptorWriteV1(
             journal::FileDescriptorWriteV1 {
                 fd,
                 offset,
-                data: bytes(&data[..n]),
+                data: data[..n].into(),
             },
         ))?;
+        if pos == offset + n as u64 {
+            return Ok(());
+        }
         self.record(JournalEntry::FileDescriptorSeekV1(
             journal::FileDescriptorSeekV1 {
                 fd,
@@ -544,7 +543,7 @@ impl WasiCtx {
             journal::FileDescriptorWriteV1 {
                 fd,
                 offset: at,
-                data: bytes(&data[..n]),
+                data: data[..n].into(),
             },
         ))
     }
@@ -678,14 +677,6 @@ impl WasiCtx {
             }
             Ok(Handle::Dir { .. }) | Err(_) => false,
             Ok(_) => true,
-        }
-    }
-
-    /// The directory a descriptor names, if it is one (for tests and replay).
-    pub fn dir_ref(&self, fd: u32) -> Option<(usize, DirRef)> {
-        match &self.fds.get(fd).ok()?.handle {
-            Handle::Dir { mount, dir, .. } => Some((*mount, dir.clone())),
-            _ => None,
         }
     }
 }

@@ -9,7 +9,6 @@ use crate::memory::GuestMemory;
 
 use super::fd::{resolved_times, times_from_flags, write_filestat};
 use super::join_guest;
-use crate::record::text;
 use wasnap_journal::{self as journal, JournalEntry};
 
 fn follow(flags: u32) -> bool {
@@ -31,7 +30,7 @@ impl WasiCtx {
         self.record(JournalEntry::CreateDirectoryV1(
             journal::CreateDirectoryV1 {
                 fd,
-                path: text(&path),
+                path: path.as_str().into(),
             },
         ))
     }
@@ -75,7 +74,7 @@ impl WasiCtx {
         self.record(JournalEntry::PathSetTimesV1(journal::PathSetTimesV1 {
             fd,
             flags,
-            path: text(&path),
+            path: path.as_str().into(),
             atim,
             mtim,
             fst_flags,
@@ -110,10 +109,10 @@ impl WasiCtx {
         self.mounts[from_mount].link(&from, &to, now)?;
         self.record(JournalEntry::CreateHardLinkV1(journal::CreateHardLinkV1 {
             old_fd,
-            old_path: text(&old_path),
+            old_path: old_path.as_str().into(),
             old_flags,
             new_fd,
-            new_path: text(&new_path),
+            new_path: new_path.as_str().into(),
         }))
     }
 
@@ -148,7 +147,7 @@ impl WasiCtx {
                 fd,
                 dirfd,
                 dirflags,
-                path: text(&path),
+                path: path.as_str().into(),
                 o_flags: oflags,
                 fs_rights_base: rights_base,
                 fs_rights_inheriting: rights_inheriting,
@@ -259,7 +258,7 @@ impl WasiCtx {
         self.record(JournalEntry::RemoveDirectoryV1(
             journal::RemoveDirectoryV1 {
                 fd,
-                path: text(&path),
+                path: path.as_str().into(),
             },
         ))
     }
@@ -288,9 +287,9 @@ impl WasiCtx {
         self.mounts[from_mount].rename(&from, &to, now)?;
         self.record(JournalEntry::PathRenameV1(journal::PathRenameV1 {
             old_fd: fd,
-            old_path: text(&old_path),
+            old_path: old_path.as_str().into(),
             new_fd,
-            new_path: text(&new_path),
+            new_path: new_path.as_str().into(),
         }))
     }
 
@@ -310,9 +309,9 @@ impl WasiCtx {
         self.mounts[mount].symlink(&target, &resolved, now)?;
         self.record(JournalEntry::CreateSymbolicLinkV1(
             journal::CreateSymbolicLinkV1 {
-                target: text(&target),
+                target: target.as_str().into(),
                 fd,
-                new_path: text(&new_path),
+                new_path: new_path.as_str().into(),
             },
         ))
     }
@@ -330,7 +329,7 @@ impl WasiCtx {
         self.mounts[mount].unlink(&resolved, now)?;
         self.record(JournalEntry::UnlinkFileV1(journal::UnlinkFileV1 {
             fd,
-            path: text(&path),
+            path: path.as_str().into(),
         }))
     }
 }

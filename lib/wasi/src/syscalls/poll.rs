@@ -5,7 +5,7 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::abi::{clockid, eventrwflags, eventtype, layout, subclockflags};
+use crate::abi::{clockid, eventtype, layout, subclockflags};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
@@ -263,6 +263,3 @@ impl WasiCtx {
         }
     }
 }
-
-#[allow(dead_code)]
-const _HANGUP: u16 = eventrwflags::FD_READWRITE_HANGUP;
