@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{fixture, run_with_input as run, spawn_run as spawn, text};
 
@@ -284,33 +284,56 @@ fn first_environ_fires_before_the_environment_is_read() {
     assert_eq!(second.stdout, whole.stdout, "{}", text(&second.stderr));
 }
 
+/// Runs `module ARGS` with `--snapshot-on idle --stop-after-snapshot`
+/// while standard input stays open and empty, then resumes it with `input`.
+/// Returns the outputs of both runs.
+fn idle_then_resume(module: &str, args: &[&str], input: &[u8]) -> (Output, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let mut first_args = vec![
+        "--journal",
+        j,
+        "--snapshot-on",
+        "idle",
+        "--stop-after-snapshot",
+        module,
+    ];
+    first_args.extend_from_slice(args);
+    let mut child = spawn(dir.path(), &first_args);
+    let _stdin = child.stdin.take().unwrap();
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("snapshot written"),
+        "{}",
+        text(&first.stderr)
+    );
+    let mut second_args = vec!["--journal", j, module];
+    second_args.extend_from_slice(args);
+    let second = run(dir.path(), &second_args, input);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    (first, second)
+}
+
 #[test]
 fn idle_fires_when_input_is_awaited_but_not_there() {
     let dir = tempfile::tempdir().unwrap();
     let module = fixture("resume.async.wasm");
-    let journal = dir.path().join("j");
-    let j = journal.to_str().unwrap();
     let whole = run(dir.path(), &[&module], INPUT);
-    // Standard input stays open and empty: the program blocks, idle fires.
-    let mut child = spawn(
-        dir.path(),
-        &[
-            "--journal",
-            j,
-            "--snapshot-on",
-            "idle",
-            "--stop-after-snapshot",
-            &module,
-        ],
-    );
-    let _stdin = child.stdin.take().unwrap();
-    let first = child.wait_with_output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let second = run(dir.path(), &["--journal", j, &module], INPUT);
+    let (first, second) = idle_then_resume(&module, &[], INPUT);
     assert_eq!(
         format!("{}{}", text(&first.stdout), text(&second.stdout)),
         text(&whole.stdout)
     );
+}
+
+#[test]
+fn idle_fires_when_a_poll_waits_on_empty_input() {
+    let (first, second) =
+        idle_then_resume(&fixture("stdin_poll.async.wasm"), &["10000"], b"poll me\n");
+    assert_eq!(text(&first.stdout), "");
+    assert_eq!(text(&second.stdout), "POLL ME\n");
 }
 
 #[test]
@@ -508,39 +531,4 @@ fn a_compacted_snapshot_journal_resumes_the_same() {
         "{}",
         text(&from_original.stdout)
     );
-}
-
-#[test]
-fn idle_fires_when_a_poll_waits_on_empty_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let module = fixture("stdin_poll.async.wasm");
-    let journal = dir.path().join("j");
-    let j = journal.to_str().unwrap();
-    let mut child = spawn(
-        dir.path(),
-        &[
-            "--journal",
-            j,
-            "--snapshot-on",
-            "idle",
-            "--stop-after-snapshot",
-            &module,
-            "10000",
-        ],
-    );
-    let _stdin = child.stdin.take().unwrap();
-    let first = child.wait_with_output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    assert!(
-        text(&first.stderr).contains("snapshot written"),
-        "{}",
-        text(&first.stderr)
-    );
-    let second = run(
-        dir.path(),
-        &["--journal", j, &module, "10000"],
-        b"poll me\n",
-    );
-    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    assert_eq!(text(&second.stdout), "POLL ME\n");
 }
