@@ -6,6 +6,13 @@
 //! `into_owned`, JSON in both directions, and sample generation (which the
 //! round-trip tests iterate over, so a new entry cannot escape them).
 
+/// The `'static` form of a payload type: `Name<'a>` becomes `Name<'static>`,
+/// a payload without a lifetime stays as it is.
+macro_rules! owned_payload {
+    ($name:ident < $lt:lifetime >) => { $name<'static> };
+    ($name:ident) => { $name };
+}
+
 macro_rules! journal_entries {
     (
         $(
@@ -27,14 +34,25 @@ macro_rules! journal_entries {
                     JournalEntry::$name(value)
                 }
             }
+
+            impl $(<$lt>)? $crate::field::IntoOwned for $name $(<$lt>)? {
+                type Owned = owned_payload!($name $(<$lt>)?);
+
+                fn into_owned(self) -> Self::Owned {
+                    $name { $( $field: $crate::field::Field::into_owned(self.$field), )* }
+                }
+            }
         )*
 
         /// One effect of a program on the outside world: the unit of the journal.
         ///
         /// Entries read from a journal borrow byte strings and paths from the
         /// journal's buffer; [`JournalEntry::into_owned`] detaches them.
+        ///
+        /// The enum is deliberately exhaustive (not `#[non_exhaustive]`): a
+        /// match that decides what an entry *means* lists every kind, so a new
+        /// kind does not compile until its meaning is written everywhere.
         #[derive(Debug, Clone, PartialEq, Eq)]
-        #[non_exhaustive]
         pub enum JournalEntry<'a> {
             $( $(#[doc = $doc])* $name($name $(<$lt>)?), )*
         }
@@ -42,7 +60,6 @@ macro_rules! journal_entries {
         /// The kind of an entry, without its data. Each kind has a fixed tag that
         /// is never reused or renumbered.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
         pub enum EntryKind {
             $( $(#[doc = $doc])* $name, )*
         }
@@ -86,9 +103,7 @@ macro_rules! journal_entries {
             /// Detaches the entry from the buffer it was read from.
             pub fn into_owned(self) -> JournalEntry<'static> {
                 match self {
-                    $( JournalEntry::$name(v) => JournalEntry::$name($name {
-                        $( $field: $crate::field::Field::into_owned(v.$field), )*
-                    }), )*
+                    $( JournalEntry::$name(v) => JournalEntry::$name($crate::field::IntoOwned::into_owned(v)), )*
                 }
             }
 

@@ -119,6 +119,24 @@ impl SnapshotTrigger {
         })
     }
 
+    /// Every trigger, in the order of their bytes.
+    pub const ALL: &'static [SnapshotTrigger] = &[
+        SnapshotTrigger::FirstStdin,
+        SnapshotTrigger::FirstEnviron,
+        SnapshotTrigger::Idle,
+        SnapshotTrigger::Interval,
+        SnapshotTrigger::Sigint,
+        SnapshotTrigger::Explicit,
+    ];
+
+    /// The trigger with this command-line name, if any.
+    pub fn from_name(name: &str) -> Option<SnapshotTrigger> {
+        SnapshotTrigger::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name() == name)
+    }
+
     /// The trigger's name as used on the command line.
     pub const fn name(self) -> &'static str {
         match self {
@@ -439,4 +457,19 @@ journal_entries! {
     242 => InputReadV1<'a> in Inputs { fd: u32, #[rkyv(with = AsOwned)] data: Cow<'a, [u8]> }
     /// `poll_oneoff` returned these events (WASI `event` records, 32 bytes each).
     243 => PollResultV1<'a> in Inputs { #[rkyv(with = AsOwned)] events: Cow<'a, [u8]> }
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::SnapshotTrigger;
+
+    #[test]
+    fn every_trigger_round_trips_by_byte_and_by_name() {
+        for &trigger in SnapshotTrigger::ALL {
+            assert_eq!(SnapshotTrigger::from_u8(trigger.as_u8()), Some(trigger));
+            assert_eq!(SnapshotTrigger::from_name(trigger.name()), Some(trigger));
+        }
+        assert_eq!(SnapshotTrigger::from_name("never"), None);
+        assert_eq!(SnapshotTrigger::from_u8(0), None);
+    }
 }

@@ -15,6 +15,15 @@ use rkyv::vec::ArchivedVec;
 use rkyv::Archived;
 use serde_json::Value;
 
+/// An entry payload that can be detached from the buffer it was read from
+/// (generated for every payload by the entry table).
+pub trait IntoOwned {
+    /// The payload at lifetime `'static`.
+    type Owned: 'static;
+    /// Copies whatever the payload borrows.
+    fn into_owned(self) -> Self::Owned;
+}
+
 /// A field type usable in an entry declaration.
 ///
 /// `'a` is the lifetime of the bytes the entry was read from; borrowed fields

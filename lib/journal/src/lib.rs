@@ -41,6 +41,7 @@ pub mod memory;
 mod reader;
 pub mod state;
 mod store;
+pub mod timeline;
 mod writer;
 
 pub use entry::*;

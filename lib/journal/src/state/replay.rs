@@ -1,0 +1,130 @@
+//! Entries applied in journal order, following the live timeline.
+
+use super::*;
+use crate::timeline::{TimelineStep, TimelineTracker};
+
+/// A journal's entries applied to the model, split where compaction needs.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The state at the last snapshot marker (or at the end, if none).
+    pub state: State,
+    /// Records after the last snapshot marker, kept as they are, with the
+    /// offset of the snapshot a resume among them refers to.
+    pub tail: Vec<(u64, JournalEntry<'static>)>,
+    /// Offset of the last snapshot marker, if any.
+    pub last_snapshot_offset: Option<u64>,
+    /// The state after every entry.
+    pub end: State,
+}
+
+/// Applies entries one at a time, remembering the state at each snapshot
+/// marker for resumes.
+#[derive(Debug, Default, Clone)]
+pub struct Replayer {
+    state: State,
+    timeline: TimelineTracker,
+    /// The state at each snapshot marker, by the marker's offset.
+    snapshots: HashMap<u64, State>,
+}
+
+impl Replayer {
+    /// Starts from nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies the entry recorded at `offset`, in place. After an error the
+    /// state is unspecified (a caller that wants to try an entry clones the
+    /// replayer first).
+    pub fn apply(&mut self, offset: u64, entry: &JournalEntry<'_>) -> Result<(), StateError> {
+        let step = self
+            .timeline
+            .observe(offset, entry)
+            .map_err(|e| invalid(entry.kind(), e.to_string()))?;
+        match step {
+            TimelineStep::Continues => self.state.apply(entry),
+            TimelineStep::Snapshot => {
+                self.state.apply(entry)?;
+                self.snapshots.insert(offset, self.state.clone());
+                Ok(())
+            }
+            TimelineStep::Resumed { marker, .. } => {
+                let saved = self.snapshots.get(&marker).ok_or_else(|| {
+                    invalid(entry.kind(), format!("no snapshot at offset {marker}"))
+                })?;
+                self.state = saved.clone();
+                self.state.apply(entry)
+            }
+        }
+    }
+
+    /// The state so far.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+}
+
+/// Replays `records` (offset, entry) into the model.
+pub fn replay<'e>(
+    records: impl IntoIterator<Item = (u64, JournalEntry<'e>)>,
+) -> Result<Replayed, (u64, StateError)> {
+    let mut replayer = Replayer::new();
+    let mut at_last_snapshot: Option<(u64, State)> = None;
+    let mut tail = Vec::new();
+    for (offset, entry) in records {
+        replayer.apply(offset, &entry).map_err(|e| (offset, e))?;
+        if matches!(entry, JournalEntry::SnapshotV1(_)) {
+            at_last_snapshot = Some((offset, replayer.state.clone()));
+            tail.clear();
+        } else {
+            tail.push((offset, entry.into_owned()));
+        }
+    }
+    let end = replayer.state;
+    Ok(match at_last_snapshot {
+        Some((offset, at)) => Replayed {
+            state: at,
+            tail,
+            last_snapshot_offset: Some(offset),
+            end,
+        },
+        None => Replayed {
+            state: end.clone(),
+            tail: Vec::new(),
+            last_snapshot_offset: None,
+            end,
+        },
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::sample::*;
+    use super::*;
+
+    #[test]
+    fn a_resume_returns_the_state_to_its_marker() {
+        // marker at 20; the file written after it belongs to a lost timeline.
+        let entries = vec![mkdir("kept"), marker(), mkdir("lost"), resumed(20)];
+        let state = state_of(entries);
+        assert!(state.names.contains_key(&(ROOT, "kept".to_owned())));
+        assert!(!state.names.contains_key(&(ROOT, "lost".to_owned())));
+    }
+
+    #[test]
+    fn replay_splits_at_the_last_marker() {
+        let replayed = replay(records(vec![mkdir("a"), marker(), mkdir("b")])).unwrap();
+        assert_eq!(replayed.last_snapshot_offset, Some(20));
+        assert_eq!(replayed.tail.len(), 1);
+        assert!(!replayed.state.names.contains_key(&(ROOT, "b".to_owned())));
+        assert!(replayed.end.names.contains_key(&(ROOT, "b".to_owned())));
+    }
+
+    #[test]
+    fn a_resume_from_nowhere_is_reported_with_its_offset() {
+        let (offset, error) = replay(records(vec![mkdir("a"), resumed(10)])).unwrap_err();
+        assert_eq!(offset, 20);
+        assert!(error.to_string().contains("offset 10"), "{error}");
+    }
+}
