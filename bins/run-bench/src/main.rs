@@ -13,8 +13,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use wasnap_journal::{Durability, Journal, JournalOptions};
-use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx, WasiInstance};
+use wasnap_runtime::{JournalTarget, ModuleCache, Process, ProcessOptions, Program};
+use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
 mod snapshots;
 
@@ -62,16 +62,10 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/wasi/writer.wasm")
 }
 
-/// One run; returns its wall time (instantiation to exit, journal flushed)
-/// and the journal's size.
-fn run_once(
-    engine: &wasmer::Engine,
-    module: &wasmer::Module,
-    wasm_hash: [u8; 32],
-    args: &Args,
-    journal: Option<&std::path::Path>,
-) -> (Duration, u64) {
-    let mut ctx = WasiCtx::builder()
+/// One run through the runtime; returns its wall time (journal open to
+/// exit, journal flushed) and the journal's size.
+fn run_once(program: &Program, args: &Args, journal: Option<&std::path::Path>) -> (Duration, u64) {
+    let ctx = WasiCtx::builder()
         .arg("writer.wasm")
         .arg(args.lines.to_string())
         .arg(args.files.to_string())
@@ -79,30 +73,20 @@ fn run_once(
         .stdout(SharedOutput::default())
         .build()
         .expect("context");
-    let started = Instant::now();
-    let writer = journal.map(|path| {
+    if let Some(path) = journal {
         let _ = std::fs::remove_file(path);
-        let journal = Journal::open(
-            path,
-            JournalOptions {
-                durability: Durability::None,
-            },
-        )
-        .expect("journal");
-        journal.split().0
-    });
-    if let Some(writer) = &writer {
-        ctx.start_recording(writer.clone(), wasm_hash)
-            .expect("recording");
     }
-    let mut instance =
-        WasiInstance::new(wasmer::Store::new(engine.clone()), module, ctx).expect("instance");
-    let status = instance.run().expect("run");
-    assert_eq!(status, ExitStatus::Exited(0));
-    drop(instance);
-    if let Some(writer) = writer {
-        writer.flush().expect("flush");
-    }
+    let started = Instant::now();
+    let options = ProcessOptions {
+        journal: journal.map(|p| JournalTarget::File(p.to_owned())),
+        ..ProcessOptions::default()
+    };
+    let report = Process::start(program, ctx, options)
+        .expect("process starts")
+        .run()
+        .expect("process runs");
+    assert_eq!(report.status, ExitStatus::Exited(0));
+    drop(report);
     let elapsed = started.elapsed();
     let size = journal
         .and_then(|p| std::fs::metadata(p).ok())
@@ -127,20 +111,17 @@ fn main() {
         snapshots::run(args.json);
         return;
     }
-    let wasm = std::fs::read(fixture()).expect("fixtures/wasi/writer.wasm");
-    let engine = wasmer::Engine::default();
-    let module = wasmer::Module::new(&engine, &wasm).expect("compiles");
-    let hash = wasnap_wasi::record::module_hash(&wasm);
+    let program = Program::load(&fixture(), &ModuleCache::disabled()).expect("writer.wasm loads");
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench.journal");
     // Warm up both paths once.
-    run_once(&engine, &module, hash, &args, None);
-    run_once(&engine, &module, hash, &args, Some(&path));
+    run_once(&program, &args, None);
+    run_once(&program, &args, Some(&path));
     let (mut off, mut on) = (Vec::new(), Vec::new());
     let mut size = 0;
     for _ in 0..args.repeat {
-        off.push(run_once(&engine, &module, hash, &args, None).0);
-        let (t, s) = run_once(&engine, &module, hash, &args, Some(&path));
+        off.push(run_once(&program, &args, None).0);
+        let (t, s) = run_once(&program, &args, Some(&path));
         on.push(t);
         size = s;
     }

@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use wasnap_journal::{Durability, Journal, JournalOptions, JournalReader, Recovery};
-use wasnap_wasi::replay::{replay, ReplayOptions};
-use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx, WasiInstance};
+use wasnap_journal::SnapshotTrigger;
+use wasnap_runtime::{
+    JournalTarget, ModuleCache, Process, ProcessOptions, Program, RunReport, SnapshotPolicy,
+};
+use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,24 +16,8 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-struct Program {
-    engine: wasmer::Engine,
-    module: wasmer::Module,
-    hash: [u8; 32],
-}
-
 fn load(name: &str) -> Program {
-    let wasm = std::fs::read(fixture(name)).expect("fixture");
-    let prepared = wasnap_snapshot::globals::export_mutable_globals(&wasm)
-        .expect("rewrite")
-        .wasm;
-    let engine = wasmer::Engine::default();
-    let module = wasmer::Module::new(&engine, &prepared).expect("compiles");
-    Program {
-        engine,
-        module,
-        hash: wasnap_wasi::record::module_hash(&wasm),
-    }
+    Program::load(&fixture(name), &ModuleCache::disabled()).expect("fixture loads")
 }
 
 fn ctx(name: &str, args: &[String]) -> WasiCtx {
@@ -44,26 +30,23 @@ fn ctx(name: &str, args: &[String]) -> WasiCtx {
         .expect("context")
 }
 
-fn instance(program: &Program, ctx: WasiCtx) -> WasiInstance {
-    WasiInstance::new(
-        wasmer::Store::new(program.engine.clone()),
-        &program.module,
-        ctx,
-    )
-    .expect("instance")
-}
-
-fn fresh_journal(path: &Path) -> wasnap_journal::JournalWriter {
-    let _ = std::fs::remove_file(path);
-    Journal::open(
-        path,
-        JournalOptions {
-            durability: Durability::None,
-        },
-    )
-    .expect("journal")
-    .split()
-    .0
+/// Runs `program` through the runtime, journaling into `journal` (if any)
+/// under `policy`.
+fn run_process(
+    program: &Program,
+    ctx: WasiCtx,
+    journal: Option<&Path>,
+    policy: SnapshotPolicy,
+) -> RunReport {
+    let options = ProcessOptions {
+        journal: journal.map(|p| JournalTarget::File(p.to_owned())),
+        policy,
+        ..ProcessOptions::default()
+    };
+    Process::start(program, ctx, options)
+        .expect("process starts")
+        .run()
+        .expect("process runs")
 }
 
 fn ms(d: Duration) -> f64 {
@@ -84,13 +67,15 @@ pub fn run(json: bool) {
     for heap in [16u64, 64, 256] {
         for percent in [1.0f64, 10.0, 100.0] {
             let args = vec![heap.to_string(), percent.to_string(), "4".to_string()];
-            let mut c = ctx("dirty.wasm", &args);
-            c.start_recording(fresh_journal(&path), dirty.hash)
-                .expect("recording");
-            let mut i = instance(&dirty, c);
-            i.snapshot_control().explicit = true;
-            assert_eq!(i.run().expect("run"), ExitStatus::Exited(0));
-            let stats = i.snapshot_control().stats.clone();
+            let _ = std::fs::remove_file(&path);
+            let report = run_process(
+                &dirty,
+                ctx("dirty.wasm", &args),
+                Some(&path),
+                SnapshotPolicy::on([SnapshotTrigger::Explicit]),
+            );
+            assert_eq!(report.status, ExitStatus::Exited(0));
+            let stats = report.snapshots;
             let later: Vec<_> = stats[1..].to_vec();
             let mut pauses: Vec<Duration> = later.iter().map(|s| s.pause).collect();
             pauses.sort();
@@ -125,37 +110,37 @@ pub fn run(json: bool) {
     let mut cold_times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let mut i = instance(&startup, ctx("startup.wasm", &args));
-        assert_eq!(i.run().expect("run"), ExitStatus::Exited(0));
+        let report = run_process(
+            &startup,
+            ctx("startup.wasm", &args),
+            None,
+            SnapshotPolicy::default(),
+        );
+        assert_eq!(report.status, ExitStatus::Exited(0));
         cold_times.push(started.elapsed());
     }
-    let mut c = ctx("startup.wasm", &args);
-    c.start_recording(fresh_journal(&path), startup.hash)
-        .expect("recording");
-    let mut i = instance(&startup, c);
-    i.snapshot_control().first_stdin = true;
-    i.snapshot_control().stop_after = true;
-    assert_eq!(i.run().expect("run"), ExitStatus::Snapshotted);
-    drop(i);
+    let _ = std::fs::remove_file(&path);
+    let snapshot = SnapshotPolicy {
+        stop_after: true,
+        ..SnapshotPolicy::on([SnapshotTrigger::FirstStdin])
+    };
+    let report = run_process(&startup, ctx("startup.wasm", &args), Some(&path), snapshot);
+    assert_eq!(report.status, ExitStatus::Snapshotted);
+    drop(report);
     let mut resume_times = Vec::new();
+    let resumed = dir.path().join("resumed.journal");
     for _ in 0..3 {
+        // Each resume starts from the snapshot journal as it was written
+        // (a resume appends its own records); the copy is not timed.
+        std::fs::copy(&path, &resumed).expect("copy the journal");
         let started = Instant::now();
-        let mut c = ctx("startup.wasm", &args);
-        let mut reader = JournalReader::open(&path)
-            .expect("reader")
-            .with_recovery(Recovery::StopAtTornTail);
-        let options = ReplayOptions {
-            resume: true,
-            module_hash: Some(startup.hash),
-            ..Default::default()
-        };
-        let point = replay(&mut c, &mut reader, &options)
-            .expect("replay")
-            .resume
-            .expect("snapshot");
-        let mut i = instance(&startup, c);
-        i.restore(point.memory, &point.thread).expect("restore");
-        assert_eq!(i.run().expect("run"), ExitStatus::Exited(0));
+        let report = run_process(
+            &startup,
+            ctx("startup.wasm", &args),
+            Some(&resumed),
+            SnapshotPolicy::default(),
+        );
+        assert_eq!(report.status, ExitStatus::Exited(0));
         resume_times.push(started.elapsed());
     }
     let cold = cold_times.iter().min().copied().unwrap_or_default();

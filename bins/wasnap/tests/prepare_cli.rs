@@ -26,7 +26,7 @@ fn wasnap(cache: &Path, args: &[&str]) -> Output {
 }
 
 fn have_wasm_opt() -> bool {
-    if wasnap_snapshot::asyncify::find_wasm_opt().is_some() {
+    if wasnap_prepare::asyncify::find_wasm_opt().is_some() {
         return true;
     }
     let required = std::env::var("WASNAP_REQUIRE_THIRD_PARTY").is_ok_and(|v| v == "1");
@@ -63,8 +63,8 @@ fn prepare_adds_asyncify_and_the_program_behaves_the_same() {
         "{}",
         text(&prepared.stdout)
     );
-    assert!(wasnap_snapshot::asyncify::has_asyncify(&std::fs::read(&out).unwrap()).unwrap());
-    assert!(!wasnap_snapshot::asyncify::has_asyncify(&std::fs::read(&hello).unwrap()).unwrap());
+    assert!(wasnap_prepare::asyncify::has_asyncify(&std::fs::read(&out).unwrap()).unwrap());
+    assert!(!wasnap_prepare::asyncify::has_asyncify(&std::fs::read(&hello).unwrap()).unwrap());
 
     let original = wasnap(dir.path(), &["run", hello.to_str().unwrap(), "a", "b"]);
     let async_run = wasnap(dir.path(), &["run", out.to_str().unwrap(), "a", "b"]);

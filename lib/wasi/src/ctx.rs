@@ -5,28 +5,29 @@ use std::path::{Path, PathBuf};
 
 use crate::abi::rights;
 use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
+use crate::effects::EffectRecorder;
 use crate::errno::SysResult;
 use crate::fd::{Descriptor, FdTable, Handle};
 use crate::fs::{mem::MemFs, DirRef, Mount};
-use crate::record::Recorder;
 use crate::stdio::{HostStderr, HostStdin, HostStdout, InputStream, OutputStream};
 use wasnap_journal::JournalEntry;
 
-/// Everything a running guest's syscalls act on.
+/// Everything a running guest's syscalls act on. Built by
+/// [`WasiCtxBuilder`]; the syscalls are its methods.
 pub struct WasiCtx {
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// `KEY=VALUE` strings, in order.
-    pub env: Vec<String>,
-    pub fds: FdTable,
-    pub mounts: Vec<Mount>,
-    pub clock: Box<dyn Clock>,
-    pub random: Box<dyn RandomSource>,
-    pub stdin: Box<dyn InputStream>,
-    pub stdout: Box<dyn OutputStream>,
-    pub stderr: Box<dyn OutputStream>,
+    pub(crate) env: Vec<String>,
+    pub(crate) fds: FdTable,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) random: Box<dyn RandomSource>,
+    pub(crate) stdin: Box<dyn InputStream>,
+    pub(crate) stdout: Box<dyn OutputStream>,
+    pub(crate) stderr: Box<dyn OutputStream>,
     /// Where effects are journaled (`None`: journaling is off, and costs a
     /// branch per state-changing call).
-    pub recorder: Option<Recorder>,
+    pub(crate) recorder: Option<Box<dyn EffectRecorder>>,
     /// The time the current effect happens at (see [`WasiCtx::now`]).
     effect_time: u64,
     /// During replay: the recorded effect time, used instead of the clock.
@@ -34,8 +35,58 @@ pub struct WasiCtx {
 }
 
 impl WasiCtx {
+    /// A builder with the defaults (see [`WasiCtxBuilder`]).
     pub fn builder() -> WasiCtxBuilder {
         WasiCtxBuilder::default()
+    }
+
+    /// The program's arguments (the first is its name).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The program's environment, as `KEY=VALUE` strings in order.
+    pub fn env(&self) -> &[String] {
+        &self.env
+    }
+
+    /// The descriptor table.
+    pub fn fds(&self) -> &FdTable {
+        &self.fds
+    }
+
+    /// The mounts, in the order of their preopened descriptors.
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    /// The mounts, to change them from outside a syscall (tests, tools).
+    pub fn mounts_mut(&mut self) -> &mut [Mount] {
+        &mut self.mounts
+    }
+
+    /// Realtime from the context's clock, in nanoseconds.
+    pub fn realtime(&mut self) -> u64 {
+        self.clock.realtime()
+    }
+
+    /// Sends every later effect to `recorder` (see [`crate::effects`]).
+    pub fn set_recorder(&mut self, recorder: Box<dyn EffectRecorder>) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Whether standard input has data (or end of file) ready now; `true`
+    /// when that cannot be known.
+    pub fn stdin_ready(&mut self) -> bool {
+        self.stdin
+            .wait_readable(Some(std::time::Duration::ZERO))
+            .unwrap_or(true)
+    }
+
+    /// Flushes the standard output and error streams.
+    pub fn flush_stdio(&mut self) {
+        let _ = self.stdout.flush();
+        let _ = self.stderr.flush();
     }
 
     /// The effect time: real time in whole milliseconds, for file times. It
@@ -52,7 +103,7 @@ impl WasiCtx {
     /// Journals an effect that just succeeded (no-op when not recording).
     pub(crate) fn record(&mut self, entry: JournalEntry<'_>) -> SysResult {
         match &mut self.recorder {
-            Some(recorder) => recorder.record(self.effect_time, entry),
+            Some(recorder) => Ok(recorder.record(self.effect_time, entry)?),
             None => Ok(()),
         }
     }
@@ -61,7 +112,7 @@ impl WasiCtx {
     /// recording).
     pub(crate) fn commit_output(&mut self) -> SysResult {
         match &mut self.recorder {
-            Some(recorder) => recorder.commit_output(),
+            Some(recorder) => Ok(recorder.commit_output()?),
             None => Ok(()),
         }
     }
@@ -90,6 +141,8 @@ pub enum BuildError {
     GuestPath(String),
     #[error("invalid environment variable {0:?}: the name must be non-empty and contain no '='")]
     EnvName(String),
+    #[error("too many preopened descriptors: the descriptor table is full")]
+    DescriptorTableFull,
 }
 
 enum MountSpec {
@@ -252,7 +305,7 @@ impl WasiCtxBuilder {
         ];
         for (handle, r) in stdio {
             fds.insert(Descriptor::new(handle, r, 0, 0))
-                .map_err(|_| BuildError::GuestPath(String::new()))?;
+                .map_err(|_| BuildError::DescriptorTableFull)?;
         }
         let mut mounts = Vec::new();
         let mut specs = Vec::new();
@@ -316,7 +369,7 @@ impl WasiCtxBuilder {
                 rights::ALL,
                 0,
             ))
-            .map_err(|_| BuildError::GuestPath(String::new()))?;
+            .map_err(|_| BuildError::DescriptorTableFull)?;
         }
         for listener in self.listeners {
             fds.insert(Descriptor::new(
@@ -325,7 +378,7 @@ impl WasiCtxBuilder {
                 rights::SOCKET,
                 0,
             ))
-            .map_err(|_| BuildError::GuestPath(String::new()))?;
+            .map_err(|_| BuildError::DescriptorTableFull)?;
         }
         Ok(WasiCtx {
             args: self.args,

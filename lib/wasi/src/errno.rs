@@ -264,17 +264,28 @@ pub enum Trap {
     /// The module does not export a memory called `memory`.
     #[error("the module exports no memory named `memory`")]
     NoMemory,
+    /// The journal could not be written: running on without recording
+    /// would lose data silently.
+    #[error("cannot write the journal {journal}: {source}")]
+    Journal {
+        /// The journal's name (its path, or `<memory>`).
+        journal: String,
+        /// What the journal said.
+        source: wasnap_journal::JournalError,
+    },
     /// A bug or an unexpected failure in the host.
     #[error("host error: {0}")]
     Host(String),
 }
 
-/// The result of one syscall's implementation.
-#[derive(Debug)]
+/// Why a syscall's implementation did not succeed.
+#[derive(Debug, thiserror::Error)]
 pub enum SysError {
     /// Returned to the guest as an errno.
+    #[error("{0}")]
     Errno(Errno),
     /// Stops the guest.
+    #[error(transparent)]
     Trap(Trap),
 }
 

@@ -7,17 +7,19 @@ use wasmer::{Function, FunctionEnv, FunctionEnvMut, Imports, Memory, RuntimeErro
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysError, SysResult, Trap};
 use crate::memory::GuestMemory;
+use crate::points::{is_point, NoSnapshots, Point, SnapshotPoints};
 
 /// The import module name.
 pub const MODULE: &str = "wasi_snapshot_preview1";
 
 /// The host data behind every import.
-pub struct WasiEnv {
+pub struct WasiEnv<P = NoSnapshots> {
+    /// The process state the calls act on.
     pub ctx: WasiCtx,
     /// The guest's exported memory, set once the instance exists.
     pub memory: Option<Memory>,
-    /// Snapshot triggers and asyncify state.
-    pub snapshot: crate::snapshot::SnapshotControl,
+    /// What happens at snapshot points.
+    pub points: P,
 }
 
 fn finish(name: &'static str, result: SysResult) -> Result<i32, RuntimeError> {
@@ -32,8 +34,8 @@ fn finish(name: &'static str, result: SysResult) -> Result<i32, RuntimeError> {
 }
 
 /// Runs one syscall implementation with checked access to guest memory.
-fn call(
-    env: &mut FunctionEnvMut<WasiEnv>,
+fn call<P: SnapshotPoints>(
+    env: &mut FunctionEnvMut<WasiEnv<P>>,
     name: &'static str,
     syscall: impl FnOnce(&mut WasiCtx, &GuestMemory) -> SysResult,
 ) -> Result<i32, RuntimeError> {
@@ -54,8 +56,8 @@ macro_rules! syscalls {
     ($( $name:ident ( $($arg:ident : $ty:ty),* ) => |$ctx:ident, $mem:ident| $body:expr; )*) => {
         $(
             #[allow(unused_variables)]
-            fn $name(mut env: FunctionEnvMut<WasiEnv>, $($arg: $ty),*) -> Result<i32, RuntimeError> {
-                if crate::snapshot::is_point(stringify!($name)) {
+            fn $name<P: SnapshotPoints>(mut env: FunctionEnvMut<WasiEnv<P>>, $($arg: $ty),*) -> Result<i32, RuntimeError> {
+                if is_point(stringify!($name)) {
                     if let Some(unwound) = snapshot_point(&mut env, stringify!($name), None, false) {
                         return unwound;
                     }
@@ -68,16 +70,16 @@ macro_rules! syscalls {
         pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)* "proc_exit", "fd_read", "poll_oneoff"];
 
         /// The import object for a store and its environment.
-        pub fn imports(store: &mut Store, env: &FunctionEnv<WasiEnv>) -> Imports {
+        pub fn imports<P: SnapshotPoints>(store: &mut Store, env: &FunctionEnv<WasiEnv<P>>) -> Imports {
             let mut imports = Imports::new();
             $(
-                imports.define(MODULE, stringify!($name), Function::new_typed_with_env(store, env, $name));
+                imports.define(MODULE, stringify!($name), Function::new_typed_with_env(store, env, $name::<P>));
             )*
-            imports.define(MODULE, "proc_exit", Function::new_typed_with_env(store, env, proc_exit));
-            imports.define(MODULE, "fd_read", Function::new_typed_with_env(store, env, fd_read));
-            imports.define(MODULE, "poll_oneoff", Function::new_typed_with_env(store, env, poll_oneoff));
+            imports.define(MODULE, "proc_exit", Function::new_typed_with_env(store, env, proc_exit::<P>));
+            imports.define(MODULE, "fd_read", Function::new_typed_with_env(store, env, fd_read::<P>));
+            imports.define(MODULE, "poll_oneoff", Function::new_typed_with_env(store, env, poll_oneoff::<P>));
             for (module, name) in EXPLICIT_SNAPSHOT {
-                imports.define(module, name, Function::new_typed_with_env(store, env, explicit_snapshot));
+                imports.define(module, name, Function::new_typed_with_env(store, env, explicit_snapshot::<P>));
             }
             imports
         }
@@ -131,7 +133,10 @@ syscalls! {
 }
 
 /// `proc_exit` returns nothing: it always unwinds the guest with a trap.
-fn proc_exit(mut env: FunctionEnvMut<WasiEnv>, code: u32) -> Result<(), RuntimeError> {
+fn proc_exit<P: SnapshotPoints>(
+    mut env: FunctionEnvMut<WasiEnv<P>>,
+    code: u32,
+) -> Result<(), RuntimeError> {
     match env.data_mut().ctx.proc_exit(code) {
         Err(SysError::Trap(trap)) => Err(RuntimeError::user(Box::new(trap))),
         _ => Err(RuntimeError::user(Box::new(Trap::Exit(code)))),
@@ -140,8 +145,8 @@ fn proc_exit(mut env: FunctionEnvMut<WasiEnv>, code: u32) -> Result<(), RuntimeE
 
 /// `fd_read` is a snapshot point: the first read from standard input can
 /// fire a snapshot (asyncify unwind), and a rewind ends here.
-fn fd_read(
-    mut env: FunctionEnvMut<WasiEnv>,
+fn fd_read<P: SnapshotPoints>(
+    mut env: FunctionEnvMut<WasiEnv<P>>,
     fd: u32,
     iovs: u32,
     iovs_len: u32,
@@ -160,66 +165,50 @@ fn fd_read(
 pub const EXPLICIT_SNAPSHOT: [(&str, &str); 2] =
     [("wasnap", "snapshot"), ("wasix_32v1", "proc_snapshot")];
 
-/// An explicit snapshot request: returns 0 once the snapshot is written
-/// (after the rewind), `NOTSUP` when snapshots are not armed
-/// (`--snapshot-on explicit`) or the module is not prepared.
-fn explicit_snapshot(mut env: FunctionEnvMut<WasiEnv>) -> Result<i32, RuntimeError> {
+/// An explicit snapshot request: the hook answers (0 once the snapshot is
+/// written, after the rewind; `NOTSUP` when snapshots are not armed or the
+/// module is not prepared).
+fn explicit_snapshot<P: SnapshotPoints>(
+    mut env: FunctionEnvMut<WasiEnv<P>>,
+) -> Result<i32, RuntimeError> {
     let (data, mut store) = env.data_and_store_mut();
-    let control = &mut data.snapshot;
-    let rewinding = control.phase == crate::snapshot::Phase::Rewinding;
-    if !rewinding && (!control.explicit || control.asyncify.is_none()) {
-        return Ok(Errno::Notsup as i32);
-    }
-    let fire = (!rewinding).then_some(wasnap_journal::SnapshotTrigger::Explicit);
-    match control.at_point(&mut store, fire) {
-        Ok(_) => Ok(0),
-        Err(e) => Err(RuntimeError::user(Box::new(e))),
+    match data.points.explicit(&mut store) {
+        Ok(errno) => Ok(i32::from(errno)),
+        Err(e) => Err(RuntimeError::user(e)),
     }
 }
 
-/// At a snapshot point: ends a rewind, or fires a due trigger (starting an
-/// unwind: the import returns `Some` at once).
-fn snapshot_point(
-    env: &mut FunctionEnvMut<WasiEnv>,
-    name: &str,
+/// At a snapshot point: the hook ends a rewind, or fires a due trigger
+/// (starting an unwind: the import returns `Some` at once).
+fn snapshot_point<P: SnapshotPoints>(
+    env: &mut FunctionEnvMut<WasiEnv<P>>,
+    name: &'static str,
     fd: Option<u32>,
     waits_on_stdin: bool,
 ) -> Option<Result<i32, RuntimeError>> {
     let (data, mut store) = env.data_and_store_mut();
-    let control = &mut data.snapshot;
-    // Only prepared modules have snapshot points.
-    control.asyncify.as_ref()?;
-    let fire = if control.phase == crate::snapshot::Phase::Normal {
-        let reads_stdin = name == "fd_read"
-            && fd.is_some_and(|fd| {
-                matches!(
-                    data.ctx.fds.get(fd).map(|d| &d.handle),
-                    Ok(crate::fd::Handle::Stdin)
-                )
-            });
-        control.due(name, reads_stdin, waits_on_stdin, || {
-            data.ctx
-                .stdin
-                .wait_readable(Some(std::time::Duration::ZERO))
-                .unwrap_or(true)
-        })
-    } else {
-        None
+    let reads_stdin = fd.is_some_and(|fd| {
+        matches!(
+            data.ctx.fds.get(fd).map(|d| &d.handle),
+            Ok(crate::fd::Handle::Stdin)
+        )
+    });
+    let point = Point {
+        name,
+        reads_stdin,
+        waits_on_stdin,
     };
-    if control.phase == crate::snapshot::Phase::Normal && fire.is_none() {
-        return None;
-    }
-    match control.at_point(&mut store, fire) {
+    match data.points.at_point(&mut store, &mut data.ctx, point) {
         Ok(true) => Some(Ok(0)),
         Ok(false) => None,
-        Err(e) => Some(Err(RuntimeError::user(Box::new(e)))),
+        Err(e) => Some(Err(RuntimeError::user(e))),
     }
 }
 
 /// `poll_oneoff` is a snapshot point; waiting on standard input with none
 /// there counts as idle.
-fn poll_oneoff(
-    mut env: FunctionEnvMut<WasiEnv>,
+fn poll_oneoff<P: SnapshotPoints>(
+    mut env: FunctionEnvMut<WasiEnv<P>>,
     subs: u32,
     events: u32,
     nsubs: u32,
@@ -227,7 +216,7 @@ fn poll_oneoff(
 ) -> Result<i32, RuntimeError> {
     let waits_on_stdin = {
         let (data, store) = env.data_and_store_mut();
-        match (data.snapshot.idle, data.memory.clone()) {
+        match (data.points.wants_idle(), data.memory.clone()) {
             (true, Some(memory)) => {
                 let view = memory.view(&store);
                 data.ctx

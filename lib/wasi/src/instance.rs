@@ -1,10 +1,16 @@
-//! Loading a module against the host, and running its `_start`.
+//! Instantiating a module against the host, calling its `_start`, and
+//! turning how it ended into an [`ExitStatus`].
+//!
+//! This is the host's part of a run. Snapshots (unwinding at a snapshot
+//! point, writing the snapshot, rewinding) are layered on top by
+//! `wasnap-runtime`, which calls [`WasiInstance::call_start`] in a loop.
 
-use wasmer::{ExternType, FunctionEnv, Instance, Module, Store};
+use wasmer::{ExternType, FunctionEnv, Instance, Module, RuntimeError, Store};
 
 use crate::ctx::WasiCtx;
-use crate::errno::Trap;
-use crate::imports::{imports, WasiEnv, FUNCTIONS, MODULE};
+use crate::errno::{SysError, Trap};
+use crate::imports::{imports, WasiEnv, EXPLICIT_SNAPSHOT, FUNCTIONS, MODULE};
+use crate::points::{NoSnapshots, SnapshotPoints};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +21,12 @@ pub enum ExitStatus {
     Signaled(u8),
     /// The program trapped: the message and the wasm backtrace.
     Trapped {
+        /// What went wrong.
         message: String,
+        /// The wasm frames, innermost first, one line each.
         backtrace: Vec<String>,
     },
-    /// A snapshot was taken and the run stopped there (`--stop-after-snapshot`).
+    /// A snapshot was taken and the run stopped there on purpose.
     Snapshotted,
 }
 
@@ -39,21 +47,19 @@ impl ExitStatus {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
+    /// Imports that no host function satisfies, as `module.name`.
     #[error("the module imports what wasnap does not provide: {}", .0.join(", "))]
     UnknownImports(Vec<String>),
+    /// The module is not a command.
     #[error("the module is not a WASI command: it exports no `_start` function")]
     NoStart,
+    /// No exported memory.
     #[error("the module exports no memory named `memory`")]
     NoMemory,
+    /// The engine refused to instantiate (a start function trapped, a
+    /// table or memory could not be created, …).
     #[error("instantiation failed: {0}")]
-    Instantiate(String),
-}
-
-/// A module instantiated against a [`WasiCtx`].
-pub struct WasiInstance {
-    pub store: Store,
-    pub env: FunctionEnv<WasiEnv>,
-    pub instance: Instance,
+    Instantiate(#[source] Box<wasmer::InstantiationError>),
 }
 
 /// Names (`module.name`) of the module's imports this host cannot satisfy.
@@ -62,46 +68,78 @@ pub fn unknown_imports(module: &Module) -> Vec<String> {
         .imports()
         .filter(|import| {
             let provided = (import.module() == MODULE && FUNCTIONS.contains(&import.name()))
-                || crate::imports::EXPLICIT_SNAPSHOT.contains(&(import.module(), import.name()));
+                || EXPLICIT_SNAPSHOT.contains(&(import.module(), import.name()));
             !(provided && matches!(import.ty(), ExternType::Function(_)))
         })
         .map(|import| format!("{}.{}", import.module(), import.name()))
         .collect()
 }
 
-impl WasiInstance {
-    /// Checks the module's imports and exports, then instantiates it.
-    pub fn new(mut store: Store, module: &Module, ctx: WasiCtx) -> Result<WasiInstance, LoadError> {
-        let unknown = unknown_imports(module);
-        if !unknown.is_empty() {
-            return Err(LoadError::UnknownImports(unknown));
-        }
-        let has_start = module
-            .exports()
-            .any(|e| e.name() == "_start" && matches!(e.ty(), ExternType::Function(_)));
-        if !has_start {
-            return Err(LoadError::NoStart);
-        }
+/// Checks what the host needs of a module before anything is instantiated:
+/// every import provided, a `_start` function.
+pub fn check_module(module: &Module) -> Result<(), LoadError> {
+    let unknown = unknown_imports(module);
+    if !unknown.is_empty() {
+        return Err(LoadError::UnknownImports(unknown));
+    }
+    let has_start = module
+        .exports()
+        .any(|e| e.name() == "_start" && matches!(e.ty(), ExternType::Function(_)));
+    if !has_start {
+        return Err(LoadError::NoStart);
+    }
+    Ok(())
+}
+
+/// A module instantiated against a [`WasiCtx`], with the snapshot-point
+/// hook `P`.
+pub struct WasiInstance<P: SnapshotPoints = NoSnapshots> {
+    /// The store that owns the instance.
+    pub store: Store,
+    /// The host data behind the imports.
+    pub env: FunctionEnv<WasiEnv<P>>,
+    /// The engine's instance.
+    pub instance: Instance,
+}
+
+impl WasiInstance<NoSnapshots> {
+    /// Checks the module's imports and exports, then instantiates it
+    /// without snapshots.
+    pub fn new(store: Store, module: &Module, ctx: WasiCtx) -> Result<Self, LoadError> {
+        WasiInstance::with_points(store, module, ctx, NoSnapshots)
+    }
+}
+
+impl<P: SnapshotPoints> WasiInstance<P> {
+    /// Checks the module's imports and exports, then instantiates it with
+    /// the snapshot-point hook `points` (attached to the new instance).
+    pub fn with_points(
+        mut store: Store,
+        module: &Module,
+        ctx: WasiCtx,
+        points: P,
+    ) -> Result<Self, LoadError> {
+        check_module(module)?;
         let env = FunctionEnv::new(
             &mut store,
             WasiEnv {
                 ctx,
                 memory: None,
-                snapshot: Default::default(),
+                points,
             },
         );
         let import_object = imports(&mut store, &env);
         let instance = Instance::new(&mut store, module, &import_object)
-            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+            .map_err(|e| LoadError::Instantiate(Box::new(e)))?;
         let memory = instance
             .exports
             .get_memory("memory")
             .map_err(|_| LoadError::NoMemory)?
             .clone();
         env.as_mut(&mut store).memory = Some(memory);
-        let mut control = crate::snapshot::SnapshotControl::default();
-        control.attach(&mut store, &instance);
-        env.as_mut(&mut store).snapshot = control;
+        let mut env_mut = env.clone().into_mut(&mut store);
+        let (data, mut store_mut) = env_mut.data_and_store_mut();
+        data.points.attach(&mut store_mut, &instance);
         Ok(WasiInstance {
             store,
             env,
@@ -109,160 +147,91 @@ impl WasiInstance {
         })
     }
 
-    /// Whether the module was prepared with asyncify (can be snapshotted).
-    pub fn snapshottable(&self) -> bool {
-        self.env.as_ref(&self.store).snapshot.asyncify.is_some()
-    }
-
-    /// Arms snapshot triggers.
-    pub fn snapshot_control(&mut self) -> &mut crate::snapshot::SnapshotControl {
-        &mut self.env.as_mut(&mut self.store).snapshot
-    }
-
-    /// Writes the snapshot whose unwind just finished; returns whether the
-    /// program stops now (`--stop-after-snapshot`), else starts the rewind.
-    fn take_snapshot(&mut self) -> Result<bool, crate::snapshot::SnapshotError> {
-        use crate::snapshot::SnapshotError;
-        let started = std::time::Instant::now();
-        let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);
-        let now = self.ctx_mut().clock.realtime();
-        let captured = control.capture(&mut self.store, now);
-        let outcome = captured.and_then(|(buf, entries)| {
-            let ctx = &mut self.env.as_mut(&mut self.store).ctx;
-            let recorder = ctx.recorder.as_mut().ok_or(SnapshotError::NoJournal)?;
-            let journal_before = recorder.writer().end_offset();
-            let mut regions = 0;
-            let mut memory_bytes = 0;
-            for entry in &entries {
-                if let wasnap_journal::JournalEntry::UpdateMemoryRegionV1(r) = entry {
-                    regions += 1;
-                    memory_bytes = memory_bytes.max(r.end);
-                }
-                recorder
-                    .record_untimed(entry.clone())
-                    .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
-            }
-            recorder
-                .sync()
-                .map_err(|e| SnapshotError::Journal(format!("{e:?}")))?;
-            let journal_bytes = recorder.writer().end_offset() - journal_before;
-            control.stats.push(crate::snapshot::SnapshotStats {
-                pause: started.elapsed(),
-                memory_bytes,
-                regions,
-                journal_bytes,
-            });
-            Ok(buf)
-        });
-        let result = match outcome {
-            Ok(_) if control.stop_after => Ok(true),
-            Ok(buf) => control.start_rewind(&mut self.store, buf).map(|()| false),
-            Err(e) => Err(e),
-        };
-        self.env.as_mut(&mut self.store).snapshot = control;
-        result
-    }
-
-    /// Restores memory and globals from a snapshot before [`WasiInstance::run`],
-    /// which then continues where the snapshot was taken.
-    pub fn restore(
-        &mut self,
-        image: Vec<u8>,
-        thread: &wasnap_journal::ThreadStateV1<'_>,
-    ) -> Result<(), crate::snapshot::SnapshotError> {
-        let mut control = std::mem::take(&mut self.env.as_mut(&mut self.store).snapshot);
-        let result = control.restore(&mut self.store, image, thread);
-        self.env.as_mut(&mut self.store).snapshot = control;
-        result
-    }
-
+    /// The process state.
     pub fn ctx(&self) -> &WasiCtx {
         &self.env.as_ref(&self.store).ctx
     }
 
+    /// The process state, to change it.
     pub fn ctx_mut(&mut self) -> &mut WasiCtx {
         &mut self.env.as_mut(&mut self.store).ctx
     }
 
-    /// Calls `_start` and reports how the program ended.
-    pub fn run(&mut self) -> Result<ExitStatus, LoadError> {
+    /// The snapshot-point hook.
+    pub fn points(&self) -> &P {
+        &self.env.as_ref(&self.store).points
+    }
+
+    /// The snapshot-point hook, to change it.
+    pub fn points_mut(&mut self) -> &mut P {
+        &mut self.env.as_mut(&mut self.store).points
+    }
+
+    /// Calls `_start` once. A snapshot hook may have unwound it; the caller
+    /// asks the hook.
+    pub fn call_start(&mut self) -> Result<(), RuntimeError> {
         let start = self
             .instance
             .exports
             .get_function("_start")
-            .map_err(|_| LoadError::NoStart)?
+            .map_err(|_| RuntimeError::user(Box::new(LoadError::NoStart)))?
             .clone();
-        let result = loop {
-            let result = start.call(&mut self.store, &[]);
-            let unwinding = matches!(
-                self.env.as_ref(&self.store).snapshot.phase,
-                crate::snapshot::Phase::Unwinding { .. }
-            );
-            if result.is_err() || !unwinding {
-                break result;
-            }
-            // `_start` returned because a snapshot point unwound it.
-            match self.take_snapshot() {
-                Ok(true) => return Ok(ExitStatus::Snapshotted),
-                Ok(false) => continue,
-                Err(e) => {
-                    return Ok(ExitStatus::Trapped {
-                        message: e.to_string(),
-                        backtrace: Vec::new(),
-                    })
-                }
-            }
-        };
+        start.call(&mut self.store, &[]).map(drop)
+    }
+
+    /// Ends the run with what `_start` returned: journals a normal exit,
+    /// commits the journal, flushes the standard streams.
+    pub fn finish(&mut self, result: Result<(), RuntimeError>) -> ExitStatus {
         let status = match result {
-            Ok(_) => {
-                if let Err(crate::errno::SysError::Trap(trap)) = self.ctx_mut().record_exit(0) {
-                    return Ok(ExitStatus::Trapped {
-                        message: trap.to_string(),
-                        backtrace: Vec::new(),
-                    });
-                }
-                ExitStatus::Exited(0)
-            }
-            Err(error) => {
-                let backtrace = error
-                    .trace()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, frame)| {
-                        let name = frame
-                            .function_name()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| format!("<func {}>", frame.func_index()));
-                        match frame.module_name() {
-                            "<module>" | "" => {
-                                format!("{i:>4}: {name} @ {:#x}", frame.module_offset())
-                            }
-                            module => {
-                                format!("{i:>4}: {module}!{name} @ {:#x}", frame.module_offset())
-                            }
-                        }
-                    })
-                    .collect();
-                match error.downcast::<Trap>() {
-                    Ok(Trap::Exit(code)) => ExitStatus::Exited(code),
-                    Ok(Trap::Signal(sig)) => ExitStatus::Signaled(sig),
-                    Ok(other) => ExitStatus::Trapped {
-                        message: other.to_string(),
-                        backtrace,
-                    },
-                    Err(error) => ExitStatus::Trapped {
-                        message: error.message(),
-                        backtrace,
-                    },
-                }
-            }
+            Ok(()) => match self.ctx_mut().record_exit(0) {
+                Err(SysError::Trap(trap)) => ExitStatus::Trapped {
+                    message: trap.to_string(),
+                    backtrace: Vec::new(),
+                },
+                Ok(()) | Err(SysError::Errno(_)) => ExitStatus::Exited(0),
+            },
+            Err(error) => status_of_trap(error),
         };
         let ctx = self.ctx_mut();
-        if let Some(recorder) = &mut ctx.recorder {
-            let _ = recorder.commit_output();
-        }
-        let _ = ctx.stdout.flush();
-        let _ = ctx.stderr.flush();
-        Ok(status)
+        let _ = ctx.commit_output();
+        ctx.flush_stdio();
+        status
+    }
+
+    /// Calls `_start` and reports how the program ended (no snapshots).
+    pub fn run(&mut self) -> ExitStatus {
+        let result = self.call_start();
+        self.finish(result)
+    }
+}
+
+/// How a program that trapped (or exited through a trap) ended.
+fn status_of_trap(error: RuntimeError) -> ExitStatus {
+    let backtrace = error
+        .trace()
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let name = frame
+                .function_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("<func {}>", frame.func_index()));
+            match frame.module_name() {
+                "<module>" | "" => format!("{i:>4}: {name} @ {:#x}", frame.module_offset()),
+                module => format!("{i:>4}: {module}!{name} @ {:#x}", frame.module_offset()),
+            }
+        })
+        .collect();
+    match error.downcast::<Trap>() {
+        Ok(Trap::Exit(code)) => ExitStatus::Exited(code),
+        Ok(Trap::Signal(sig)) => ExitStatus::Signaled(sig),
+        Ok(other) => ExitStatus::Trapped {
+            message: other.to_string(),
+            backtrace,
+        },
+        Err(error) => ExitStatus::Trapped {
+            message: error.message(),
+            backtrace,
+        },
     }
 }

@@ -40,41 +40,11 @@ pub fn run(
     let ctx = configure(builder).build().expect("context builds");
     let mut instance =
         WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
-    let status = instance.run().expect("runs");
+    let status = instance.run();
     Outcome {
         status,
         stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
         stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
         instance,
     }
-}
-
-/// A context whose standard streams are captured; returns it with its
-/// stdout buffer.
-pub fn captured(name: &str, args: &[&str]) -> (wasnap_wasi::WasiCtx, SharedOutput) {
-    let stdout = SharedOutput::default();
-    let ctx = wasnap_wasi::WasiCtx::builder()
-        .arg(name)
-        .args(args.iter().copied())
-        .stdin(BufferInput::new(Vec::new()))
-        .stdout(stdout.clone())
-        .stderr(SharedOutput::default())
-        .build()
-        .expect("context builds");
-    (ctx, stdout)
-}
-
-/// Runs fixture `name` on a prepared context; returns the exit status.
-pub fn run_ctx(name: &str, ctx: wasnap_wasi::WasiCtx) -> (ExitStatus, WasiInstance) {
-    let wasm = std::fs::read(fixture(name)).expect("fixture exists");
-    let engine = wasmer::Engine::default();
-    let module = wasmer::Module::new(&engine, &wasm).expect("fixture compiles");
-    let mut instance =
-        WasiInstance::new(wasmer::Store::new(engine), &module, ctx).expect("instantiates");
-    let status = instance.run().expect("runs");
-    (status, instance)
-}
-
-pub fn module_hash(name: &str) -> [u8; 32] {
-    wasnap_wasi::record::module_hash(&std::fs::read(fixture(name)).expect("fixture exists"))
 }

@@ -25,7 +25,7 @@ fn assert_suite_passed(stdout: &str, status: &ExitStatus) {
 }
 
 fn file_size(ctx: &WasiCtx, mount: usize, path: &str) -> Option<u64> {
-    let m = &ctx.mounts[mount];
+    let m = &ctx.mounts()[mount];
     let resolved = resolve(m, &m.root(), path, true).ok()?;
     m.stat(&resolved).ok().map(|s| s.size)
 }
@@ -39,7 +39,7 @@ fn suite_passes_on_the_memory_root() {
     assert_eq!(file_size(ctx, 0, "suite/pollfile"), Some(3));
     assert_eq!(file_size(ctx, 0, "suite/p"), Some(0));
     assert_eq!(file_size(ctx, 0, "suite/missing"), None);
-    let m = &ctx.mounts[0];
+    let m = &ctx.mounts()[0];
     let rd = resolve(m, &m.root(), "suite/rd", false).unwrap();
     let Target::Entry { .. } = rd.target else {
         panic!("rd is an entry")

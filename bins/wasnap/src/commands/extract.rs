@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use wasnap_journal::memory::MemoryImage;
+use wasnap_journal::timeline::{TimelineStep, TimelineTracker};
 use wasnap_journal::JournalEntry;
 
 use super::{check_destination, open_reader};
@@ -21,6 +22,7 @@ pub fn extract_memory(path: &Path, out: &Path, snapshot: Option<usize>, force: b
     // Images at each snapshot marker, for resumes that go back to one.
     let mut at_snapshot: HashMap<u64, MemoryImage> = HashMap::new();
     let mut snapshots: Vec<(u64, MemoryImage)> = Vec::new();
+    let mut timeline = TimelineTracker::new();
     loop {
         let record = match reader.read_next() {
             Ok(Some(record)) => record,
@@ -30,35 +32,34 @@ pub fn extract_memory(path: &Path, out: &Path, snapshot: Option<usize>, force: b
                 return Ok(exit::DAMAGED);
             }
         };
-        match &record.entry {
-            JournalEntry::UpdateMemoryRegionV1(region) => {
-                if let Err(e) = image.apply(region) {
-                    eprintln!("wasnap: {}: offset {}: {e}", path.display(), record.start);
-                    return Ok(exit::DAMAGED);
+        let step = match timeline.observe(record.start, &record.entry) {
+            Ok(step) => step,
+            Err(e) => {
+                eprintln!("wasnap: {}: {e}", path.display());
+                return Ok(exit::DAMAGED);
+            }
+        };
+        match step {
+            TimelineStep::Continues => {
+                if let JournalEntry::UpdateMemoryRegionV1(region) = &record.entry {
+                    if let Err(e) = image.apply(region) {
+                        eprintln!("wasnap: {}: offset {}: {e}", path.display(), record.start);
+                        return Ok(exit::DAMAGED);
+                    }
                 }
             }
-            JournalEntry::SnapshotV1(_) => {
+            TimelineStep::Snapshot => {
                 at_snapshot.insert(record.start, image.clone());
                 snapshots.push((record.start, image.clone()));
                 if Some(snapshots.len()) == snapshot {
                     break;
                 }
             }
-            JournalEntry::ResumedFromSnapshotV1(resumed) => {
-                match at_snapshot.get(&resumed.snapshot_offset) {
-                    Some(saved) => image = saved.clone(),
-                    None => {
-                        eprintln!(
-                        "wasnap: {}: offset {}: resumes from a snapshot at offset {} that is not in the journal",
-                        path.display(),
-                        record.start,
-                        resumed.snapshot_offset
-                    );
-                        return Ok(exit::DAMAGED);
-                    }
+            TimelineStep::Resumed { marker, .. } => {
+                if let Some(saved) = at_snapshot.get(&marker) {
+                    image = saved.clone();
                 }
             }
-            _ => {}
         }
     }
     let chosen = match snapshot {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde_json::json;
+use wasnap_journal::timeline::{Timeline, TimelineBuilder, UnknownSnapshot};
 use wasnap_journal::{EntryKind, JournalEntry, ReadError, SnapshotTrigger};
 
 use super::open_reader;
@@ -19,7 +20,7 @@ struct Tally {
 }
 
 /// What a pass over a journal found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Summary {
     version: Option<u32>,
     module_hash: Option<String>,
@@ -29,6 +30,24 @@ struct Summary {
     valid_end: u64,
     file_len: u64,
     error: Option<ReadError>,
+    /// The live timeline, or the resume that names no snapshot.
+    timeline: Result<Timeline, UnknownSnapshot>,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            version: None,
+            module_hash: None,
+            per_kind: BTreeMap::new(),
+            snapshots: Vec::new(),
+            records: 0,
+            valid_end: 0,
+            file_len: 0,
+            error: None,
+            timeline: Ok(Timeline::default()),
+        }
+    }
 }
 
 /// Reads every record, calling `each` on it, and tallies what it saw.
@@ -41,10 +60,16 @@ fn scan(
         file_len: reader.buffer().len() as u64,
         ..Summary::default()
     };
+    let mut timeline = Ok(TimelineBuilder::default());
     loop {
         match reader.read_next() {
             Ok(Some(record)) => {
                 each(record.start, record.end, &record.entry)?;
+                if let Ok(builder) = &mut timeline {
+                    if let Err(e) = builder.observe(record.start, &record.entry) {
+                        timeline = Err(e);
+                    }
+                }
                 let tally = summary.per_kind.entry(record.entry.kind()).or_default();
                 tally.entries += 1;
                 tally.bytes += record.end - record.start;
@@ -75,6 +100,7 @@ fn scan(
     }
     summary.version = reader.format_version();
     summary.valid_end = reader.position();
+    summary.timeline = timeline.map(TimelineBuilder::finish);
     Ok(summary)
 }
 
@@ -116,6 +142,14 @@ pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
                 "offset": offset, "trigger": trigger, "since_epoch_ns": ns
             })).collect::<Vec<_>>(),
             "error": summary.error.as_ref().map(|e| json!({ "offset": e.offset, "message": e.kind.to_string() })),
+            "timeline": match &summary.timeline {
+                Ok(t) => json!({
+                    "lost_records": t.lost_records(),
+                    "lost_ranges": t.lost_ranges().iter().map(|r| json!([r.start, r.end])).collect::<Vec<_>>(),
+                    "resume_snapshot_offset": t.last_marker(),
+                }),
+                Err(e) => json!({ "error": e.to_string() }),
+            },
         });
         writeln!(out, "{report}")?;
     } else {
@@ -153,11 +187,30 @@ pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
         if !summary.snapshots.is_empty() {
             writeln!(out, "\nsnapshots")?;
             for (offset, trigger, ns) in &summary.snapshots {
+                let lost = match &summary.timeline {
+                    Ok(t) if !t.is_live(*offset) => "  (lost timeline)",
+                    _ => "",
+                };
                 writeln!(
                     out,
-                    "  at offset {offset:<12} trigger {trigger:<14} time {ns} ns since the epoch"
+                    "  at offset {offset:<12} trigger {trigger:<14} time {ns} ns since the epoch{lost}"
                 )?;
             }
+        }
+        match &summary.timeline {
+            Ok(t) => {
+                if t.lost_records() > 0 {
+                    writeln!(
+                        out,
+                        "\nlost timelines  {} records left behind by resumes",
+                        t.lost_records()
+                    )?;
+                }
+                if let Some(marker) = t.last_marker() {
+                    writeln!(out, "resume point    the snapshot at offset {marker}")?;
+                }
+            }
+            Err(e) => writeln!(out, "\ntimeline        damaged: {e}")?,
         }
     }
     out.flush()?;

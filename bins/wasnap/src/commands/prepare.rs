@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use wasnap_snapshot::asyncify;
+use wasnap_prepare::asyncify;
 
 /// Prepares `input` into `output`; returns the exit code.
 pub fn prepare(input: &Path, output: &Path, wasm_opt: Option<PathBuf>, force: bool) -> Result<u8> {

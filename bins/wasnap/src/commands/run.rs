@@ -1,17 +1,15 @@
 //! `wasnap run`: run a WASI command module.
 
 use std::path::{Path, PathBuf};
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wasnap_journal::{
-    Durability, Journal, JournalOptions, JournalReader, Recovery, SnapshotTrigger,
+use wasnap_journal::SnapshotTrigger;
+use wasnap_runtime::{
+    BaseJournal, CacheOutcome, JournalTarget, ModuleCache, Process, ProcessOptions, Program,
+    ReplaySummary, SnapshotPolicy,
 };
-use wasnap_wasi::replay::{replay, ReplayOptions, ReplaySummary};
-use wasnap_wasi::{CacheOutcome, ExitStatus, ModuleCache, WasiCtx, WasiInstance};
+use wasnap_wasi::{ExitStatus, WasiCtx};
 
 /// A parsed `--dir` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,67 +144,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Parses a snapshot trigger name.
+/// Parses a snapshot trigger name (the names are declared once, by
+/// [`SnapshotTrigger::name`]).
 pub fn parse_trigger(name: &str) -> Result<SnapshotTrigger, String> {
-    match name {
-        "first-stdin" => Ok(SnapshotTrigger::FirstStdin),
-        "first-environ" => Ok(SnapshotTrigger::FirstEnviron),
-        "idle" => Ok(SnapshotTrigger::Idle),
-        "interval" => Ok(SnapshotTrigger::Interval),
-        "sigint" => Ok(SnapshotTrigger::Sigint),
-        "explicit" => Ok(SnapshotTrigger::Explicit),
-        other => Err(format!(
-            "`{other}`: the snapshot triggers are first-stdin, first-environ, idle, interval, sigint, explicit"
-        )),
-    }
+    SnapshotTrigger::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = SnapshotTrigger::ALL.iter().map(|t| t.name()).collect();
+        format!("`{name}`: the snapshot triggers are {}", names.join(", "))
+    })
 }
 
-fn read_module(path: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
-    Ok(bytes)
-}
-
-/// After Ctrl-C, gives the program `grace` to reach a snapshot point;
-/// otherwise says so, flushes the journal and exits (130, as for SIGINT).
-fn sigint_watchdog(
-    flag: &AtomicBool,
-    done: &AtomicBool,
-    grace: Duration,
-    writer: Option<wasnap_journal::JournalWriter>,
-) {
-    while !flag.load(Ordering::SeqCst) {
-        if done.load(Ordering::SeqCst) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        if done.load(Ordering::SeqCst) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "wasnap: Ctrl-C: the program reached no snapshot point within {:.1} s; exiting without a snapshot",
-        grace.as_secs_f64()
-    );
-    if let Some(writer) = writer {
-        let _ = writer.flush();
-    }
-    std::process::exit(130);
-}
-
-fn report_replay(options: &RunOptions, path: &Path, summary: &ReplaySummary) {
+/// Prints what replaying a journal did: host-mount warnings always, the
+/// counts with `-v`.
+fn report_replay(options: &RunOptions, summary: &ReplaySummary) {
     for warning in &summary.warnings {
-        eprintln!("wasnap: {}: {warning}", path.display());
+        eprintln!("wasnap: {}: {warning}", summary.journal);
     }
-    if options.verbose {
+    if options.verbose && summary.records > 0 {
         eprintln!(
             "wasnap: replayed {} records of {} ({} runs): {} bytes served from the journal, {} copied, {} host-mount effects left to the host, {} entries skipped",
             summary.records,
-            path.display(),
+            summary.journal,
             summary.runs,
             summary.zero_copy_bytes,
             summary.copied_bytes,
@@ -216,51 +173,8 @@ fn report_replay(options: &RunOptions, path: &Path, summary: &ReplaySummary) {
     }
 }
 
-/// Runs the module; returns the exit code for the process.
-pub fn run(options: RunOptions) -> Result<i32> {
-    let module_path = &options.module;
-    let wasm = read_module(module_path)?;
-    let engine = wasmer::Engine::default();
-    let cache = if options.no_cache {
-        ModuleCache::disabled()
-    } else {
-        match options.cache_dir.clone().or_else(ModuleCache::default_dir) {
-            Some(dir) => ModuleCache::new(dir),
-            None => ModuleCache::disabled(),
-        }
-    };
-    let started = std::time::Instant::now();
-    // Every defined mutable global is exported at load time, so that a
-    // snapshot can save `__stack_pointer` and friends without special link
-    // flags. The journal identifies the module by its original bytes.
-    let prepared = if wasm.starts_with(b"\0asm") {
-        wasnap_snapshot::globals::export_mutable_globals(&wasm)
-            .with_context(|| format!("cannot load {}", module_path.display()))?
-            .wasm
-    } else {
-        wasm.clone()
-    };
-    let (module, outcome) = cache
-        .load_or_compile(&engine, &prepared)
-        .with_context(|| format!("cannot load {}", module_path.display()))?;
-    if options.verbose {
-        let how = match outcome {
-            CacheOutcome::Hit => "loaded from the cache",
-            CacheOutcome::Compiled => "compiled and cached",
-            CacheOutcome::Uncached => "compiled (not cached)",
-        };
-        eprintln!(
-            "wasnap: {} {how} in {:.1} ms",
-            module_path.display(),
-            started.elapsed().as_secs_f64() * 1e3
-        );
-    }
-
-    let program_name = module_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("main.wasm")
-        .to_owned();
+/// The guest's context: arguments, environment, mounts, listeners.
+fn context(options: &RunOptions, program_name: &str) -> Result<WasiCtx> {
     let mut builder = WasiCtx::builder()
         .arg(program_name)
         .args(options.args.iter().cloned());
@@ -297,105 +211,63 @@ pub fn run(options: RunOptions) -> Result<i32> {
         }
         builder = builder.listener(listener);
     }
-    let mut ctx = builder.build()?;
-    let hash = wasnap_wasi::record::module_hash(&wasm);
-    let replay_options = ReplayOptions {
+    Ok(builder.build()?)
+}
+
+/// Runs the module; returns the exit code for the process.
+pub fn run(options: RunOptions) -> Result<i32> {
+    let module_path = &options.module;
+    let cache = if options.no_cache {
+        ModuleCache::disabled()
+    } else {
+        match options.cache_dir.clone().or_else(ModuleCache::default_dir) {
+            Some(dir) => ModuleCache::new(dir),
+            None => ModuleCache::disabled(),
+        }
+    };
+    let program = Program::load(module_path, &cache)?;
+    if options.verbose {
+        let load = program.load_report();
+        let how = match load.outcome {
+            CacheOutcome::Hit => "loaded from the cache",
+            CacheOutcome::Compiled => "compiled and cached",
+            CacheOutcome::Uncached => "compiled (not cached)",
+        };
+        eprintln!(
+            "wasnap: {} {how} in {:.1} ms",
+            module_path.display(),
+            load.elapsed.as_secs_f64() * 1e3
+        );
+    }
+    let ctx = context(&options, program.name())?;
+    let process_options = ProcessOptions {
+        journal: options.journal.clone().map(JournalTarget::File),
+        bases: options
+            .journal_readonly
+            .iter()
+            .cloned()
+            .map(BaseJournal::File)
+            .collect(),
         replay_stdio: options.replay_stdio,
         force: options.force,
-        module_hash: Some(hash),
-        resume: false,
+        policy: SnapshotPolicy {
+            triggers: options.snapshot_on.clone(),
+            interval: options.snapshot_interval,
+            stop_after: options.stop_after_snapshot,
+            sigint_grace: options.sigint_grace,
+        },
     };
-    let mut triggers = options.snapshot_on.clone();
-    if options.snapshot_interval.is_some() && !triggers.contains(&SnapshotTrigger::Interval) {
-        triggers.push(SnapshotTrigger::Interval);
+    let process = Process::start(&program, ctx, process_options)?;
+    for summary in &process.report().replays {
+        report_replay(&options, summary);
     }
-    if triggers.contains(&SnapshotTrigger::Interval) && options.snapshot_interval.is_none() {
-        bail!("--snapshot-on interval needs --snapshot-interval DURATION");
+    if let (Some(resumed), true) = (process.report().resumed, options.verbose) {
+        eprintln!(
+            "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
+            resumed.marker_offset, resumed.memory_bytes
+        );
     }
-    if !triggers.is_empty() && options.journal.is_none() {
-        bail!("--snapshot-on needs --journal: a snapshot is written into the journal");
-    }
-    let mut resume_point = None;
-    for path in &options.journal_readonly {
-        let mut reader = JournalReader::open(path)
-            .with_context(|| format!("cannot open journal {}", path.display()))?
-            .with_recovery(Recovery::StopAtTornTail);
-        let summary = replay(&mut ctx, &mut reader, &replay_options)?;
-        report_replay(&options, path, &summary);
-    }
-    if let Some(path) = &options.journal {
-        let journal = Journal::open(
-            path,
-            JournalOptions {
-                durability: Durability::None,
-            },
-        )
-        .with_context(|| format!("cannot open journal {}", path.display()))?;
-        let (writer, mut reader) = journal.split();
-        let resume_options = ReplayOptions {
-            resume: true,
-            ..replay_options.clone()
-        };
-        let mut summary = replay(&mut ctx, &mut reader, &resume_options)?;
-        if summary.records > 0 {
-            report_replay(&options, path, &summary);
-        }
-        resume_point = summary.resume.take();
-        let resumed_from = resume_point.as_ref().map(|p| p.marker_offset);
-        ctx.start_recording_after(writer, hash, resumed_from)
-            .map_err(|e| {
-                anyhow::anyhow!("cannot start journaling into {}: {e:?}", path.display())
-            })?;
-    }
-    let store = wasmer::Store::new(engine);
-    let mut instance = WasiInstance::new(store, &module, ctx)
-        .with_context(|| format!("cannot run {}", module_path.display()))?;
-    if let Some(point) = resume_point {
-        if options.verbose {
-            eprintln!(
-                "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
-                point.marker_offset,
-                point.memory.len()
-            );
-        }
-        instance
-            .restore(point.memory, &point.thread)
-            .with_context(|| format!("cannot resume {} from its journal", module_path.display()))?;
-    }
-    let mut sigint_watch = None;
-    if !triggers.is_empty() {
-        if !instance.snapshottable() {
-            bail!(
-                "{} cannot be snapshotted: it lacks Binaryen's asyncify exports; prepare it with `wasnap prepare {} -o PREPARED.wasm` and run PREPARED.wasm",
-                module_path.display(),
-                module_path.display()
-            );
-        }
-        let writer = instance.ctx().recorder.as_ref().map(|r| r.writer().clone());
-        let control = instance.snapshot_control();
-        control.first_stdin = triggers.contains(&SnapshotTrigger::FirstStdin);
-        control.explicit = triggers.contains(&SnapshotTrigger::Explicit);
-        control.first_environ = triggers.contains(&SnapshotTrigger::FirstEnviron);
-        control.idle = triggers.contains(&SnapshotTrigger::Idle);
-        control.interval = options.snapshot_interval;
-        control.interval_from = Some(std::time::Instant::now());
-        control.stop_after = options.stop_after_snapshot;
-        if triggers.contains(&SnapshotTrigger::Sigint) {
-            let flag = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag))
-                .context("cannot install the Ctrl-C handler")?;
-            control.sigint = Some(Arc::clone(&flag));
-            let done = Arc::new(AtomicBool::new(false));
-            let grace = options.sigint_grace;
-            let watched = Arc::clone(&done);
-            std::thread::spawn(move || sigint_watchdog(&flag, &watched, grace, writer));
-            sigint_watch = Some(done);
-        }
-    }
-    let status = instance.run()?;
-    if let Some(done) = &sigint_watch {
-        done.store(true, Ordering::SeqCst);
-    }
+    let status = process.run()?.status;
     match &status {
         ExitStatus::Exited(_) => {}
         ExitStatus::Snapshotted => eprintln!(

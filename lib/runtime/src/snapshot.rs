@@ -13,13 +13,25 @@
 //!    same import is reached, sees the rewind, calls `asyncify_stop_rewind`
 //!    and does its real work.
 //!
+//! [`SnapshotControl`] is the WASI host's snapshot-point hook
+//! ([`SnapshotPoints`]); the triggers it fires come from a
+//! [`SnapshotPolicy`].
+//!
 //! `ThreadStateV1` conventions: `stack_lower` is the unwind buffer's address
 //! and `stack_upper` its end; `globals` are the values of the exported
 //! mutable globals in export order (floats as their bits).
 
-use wasmer::{AsStoreMut, Global, Instance, Memory, Pages, TypedFunction, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmer::{AsStoreMut, Global, Instance, Memory, Pages, StoreMut, TypedFunction, Value};
 use wasnap_journal::memory::compressed_region;
 use wasnap_journal::{JournalEntry, SnapshotTrigger, SnapshotV1, ThreadStateV1};
+use wasnap_wasi::points::{Point, PointError, SnapshotPoints};
+use wasnap_wasi::{Errno, WasiCtx};
+
+use crate::policy::SnapshotPolicy;
 
 /// Pages (64 KiB) added to memory for the unwind buffer at each snapshot.
 pub const UNWIND_PAGES: u32 = 16;
@@ -27,7 +39,7 @@ pub const UNWIND_PAGES: u32 = 16;
 pub const CHUNK: usize = 64 * 1024;
 
 /// The asyncify exports of a prepared module.
-pub struct Asyncify {
+pub(crate) struct Asyncify {
     start_unwind: TypedFunction<i32, ()>,
     stop_unwind: TypedFunction<(), ()>,
     start_rewind: TypedFunction<i32, ()>,
@@ -36,7 +48,7 @@ pub struct Asyncify {
 
 /// Where the program is with respect to asyncify.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     #[default]
     Normal,
     /// Unwinding to `_start` for a snapshot, with this buffer.
@@ -45,34 +57,20 @@ pub enum Phase {
     Rewinding,
 }
 
-/// Whether the import `name` (of `wasi_snapshot_preview1`) is a snapshot
-/// point: `wasnap prepare` instruments exactly these.
-#[inline]
-pub fn is_point(name: &str) -> bool {
-    // A match, so that the check folds away in each import shim; a test
-    // keeps it equal to `wasnap_snapshot::asyncify::SNAPSHOT_POINTS`.
-    matches!(
-        name,
-        "fd_read"
-            | "fd_write"
-            | "poll_oneoff"
-            | "environ_get"
-            | "environ_sizes_get"
-            | "clock_time_get"
-            | "sched_yield"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_points_are_the_ones_prepare_instruments() {
-        let prepared: Vec<&str> = wasnap_snapshot::asyncify::SNAPSHOT_POINTS
+        let prepared: Vec<&str> = wasnap_prepare::asyncify::SNAPSHOT_POINTS
             .iter()
             .filter_map(|p| p.strip_prefix("wasi_snapshot_preview1."))
             .collect();
-        for name in crate::imports::FUNCTIONS {
-            assert_eq!(super::is_point(name), prepared.contains(name), "{name}");
+        for name in wasnap_wasi::imports::FUNCTIONS {
+            assert_eq!(
+                wasnap_wasi::points::is_point(name),
+                prepared.contains(name),
+                "{name}"
+            );
         }
         assert_eq!(prepared.len(), 7);
     }
@@ -92,39 +90,45 @@ pub struct SnapshotStats {
     pub journal_bytes: u64,
 }
 
-/// Snapshot state of one instance.
+/// The triggers armed in one process (from its [`SnapshotPolicy`]).
 #[derive(Default)]
-pub struct SnapshotControl {
+struct Armed {
     /// Snapshot at the first read from standard input (armed until fired).
-    pub first_stdin: bool,
+    first_stdin: bool,
     /// Snapshot when the guest asks (`wasnap.snapshot`, WASIX `proc_snapshot`).
-    pub explicit: bool,
+    explicit: bool,
     /// Snapshot at the first environment read (armed until fired).
-    pub first_environ: bool,
+    first_environ: bool,
     /// Snapshot when the program reads standard input and none is there.
-    pub idle: bool,
+    idle: bool,
     /// Snapshot at the first snapshot point after each interval.
-    pub interval: Option<std::time::Duration>,
+    interval: Option<Duration>,
     /// When the interval last restarted.
-    pub interval_from: Option<std::time::Instant>,
+    interval_from: Option<Instant>,
     /// Set (by a signal handler) when Ctrl-C was pressed: snapshot at the
     /// next point, then stop.
-    pub sigint: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    sigint: Option<Arc<AtomicBool>>,
     /// Stop cleanly after the first snapshot.
-    pub stop_after: bool,
-    pub phase: Phase,
-    pub asyncify: Option<Asyncify>,
+    stop_after: bool,
+}
+
+/// Snapshot state of one instance: the armed triggers, the asyncify state,
+/// the memory of the last snapshot (for diffs) and the figures of every
+/// snapshot taken.
+#[derive(Default)]
+pub struct SnapshotControl {
+    armed: Armed,
+    phase: Phase,
+    asyncify: Option<Asyncify>,
     /// Exported mutable globals, in export order.
-    pub globals: Vec<Global>,
-    pub memory: Option<Memory>,
+    globals: Vec<Global>,
+    memory: Option<Memory>,
     /// Memory as of the last snapshot (or restore), for diffs.
     previous: Vec<u8>,
     /// What fired the snapshot being taken.
-    pub trigger: Option<SnapshotTrigger>,
-    /// Snapshots taken by this process.
-    pub taken: u32,
+    trigger: Option<SnapshotTrigger>,
     /// Figures of every snapshot this process took, in order.
-    pub stats: Vec<SnapshotStats>,
+    stats: Vec<SnapshotStats>,
     /// The unwind buffer, once memory was grown for it (or restored): later
     /// snapshots reuse it instead of growing memory again.
     buffer: Option<u32>,
@@ -134,14 +138,19 @@ pub struct SnapshotControl {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
+    /// The module lacks the asyncify exports.
     #[error("the module cannot be snapshotted: it lacks Binaryen's asyncify exports (prepare it with `wasnap prepare MODULE -o PREPARED`)")]
     NotPrepared,
+    /// No journal to write the snapshot to.
     #[error("snapshots need a journal to write to (--journal)")]
     NoJournal,
+    /// The engine failed (growing memory, calling asyncify).
     #[error("snapshot failed: {0}")]
     Engine(String),
+    /// The journal could not be written.
     #[error("cannot write the snapshot to the journal: {0}")]
-    Journal(String),
+    Journal(#[from] wasnap_journal::JournalError),
+    /// The snapshot does not fit the module (globals, types).
     #[error("the journal's snapshot does not fit this module: {0}")]
     Mismatch(String),
 }
@@ -151,9 +160,51 @@ fn engine<E: std::fmt::Display>(e: E) -> SnapshotError {
 }
 
 impl SnapshotControl {
+    /// Arms the triggers of `policy`; `sigint` is the flag a Ctrl-C handler
+    /// sets (with the sigint trigger).
+    pub fn arm(&mut self, policy: &SnapshotPolicy, sigint: Option<Arc<AtomicBool>>) {
+        self.armed = Armed {
+            first_stdin: policy.has(SnapshotTrigger::FirstStdin),
+            explicit: policy.has(SnapshotTrigger::Explicit),
+            first_environ: policy.has(SnapshotTrigger::FirstEnviron),
+            idle: policy.has(SnapshotTrigger::Idle),
+            interval: policy
+                .interval
+                .filter(|_| policy.has(SnapshotTrigger::Interval)),
+            interval_from: Some(Instant::now()),
+            sigint,
+            stop_after: policy.stop_after,
+        };
+    }
+
+    /// Whether the module was prepared with asyncify (can be snapshotted).
+    pub fn snapshottable(&self) -> bool {
+        self.asyncify.is_some()
+    }
+
+    /// Whether `_start` returned because a snapshot point unwound it.
+    pub fn unwinding(&self) -> bool {
+        matches!(self.phase, Phase::Unwinding { .. })
+    }
+
+    /// Whether the run stops after the snapshot being taken.
+    pub fn stops_after(&self) -> bool {
+        self.armed.stop_after
+    }
+
+    /// Figures of every snapshot this process took, in order.
+    pub fn stats(&self) -> &[SnapshotStats] {
+        &self.stats
+    }
+
+    /// Records the figures of a snapshot just written.
+    pub(crate) fn push_stats(&mut self, stats: SnapshotStats) {
+        self.stats.push(stats);
+    }
+
     /// Finds the asyncify exports, the exported mutable globals and the
     /// memory of a new instance.
-    pub fn attach(&mut self, store: &mut impl AsStoreMut, instance: &Instance) {
+    fn find_exports(&mut self, store: &mut impl AsStoreMut, instance: &Instance) {
         let e = &instance.exports;
         let start_unwind = e
             .get_typed_function::<i32, ()>(&*store, "asyncify_start_unwind")
@@ -196,39 +247,37 @@ impl SnapshotControl {
     /// The trigger due at snapshot point `name`, if any (and disarms
     /// one-shot triggers). `stdin_ready` is asked only when the import reads
     /// standard input.
-    pub fn due(
+    fn due(
         &mut self,
         name: &str,
         reads_stdin: bool,
         waits_on_stdin: bool,
         stdin_ready: impl FnOnce() -> bool,
     ) -> Option<SnapshotTrigger> {
-        use std::sync::atomic::Ordering;
         if self
+            .armed
             .sigint
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
         {
-            self.stop_after = true;
+            self.armed.stop_after = true;
             return Some(SnapshotTrigger::Sigint);
         }
-        if self.first_environ && (name == "environ_get" || name == "environ_sizes_get") {
-            self.first_environ = false;
+        if self.armed.first_environ && (name == "environ_get" || name == "environ_sizes_get") {
+            self.armed.first_environ = false;
             return Some(SnapshotTrigger::FirstEnviron);
         }
-        if reads_stdin && self.first_stdin {
-            self.first_stdin = false;
+        if reads_stdin && self.armed.first_stdin {
+            self.armed.first_stdin = false;
             return Some(SnapshotTrigger::FirstStdin);
         }
-        if (reads_stdin || waits_on_stdin) && self.idle && !stdin_ready() {
+        if (reads_stdin || waits_on_stdin) && self.armed.idle && !stdin_ready() {
             return Some(SnapshotTrigger::Idle);
         }
-        if let Some(interval) = self.interval {
-            let from = *self
-                .interval_from
-                .get_or_insert_with(std::time::Instant::now);
+        if let Some(interval) = self.armed.interval {
+            let from = *self.armed.interval_from.get_or_insert_with(Instant::now);
             if from.elapsed() >= interval {
-                self.interval_from = Some(std::time::Instant::now());
+                self.armed.interval_from = Some(Instant::now());
                 return Some(SnapshotTrigger::Interval);
             }
         }
@@ -238,7 +287,7 @@ impl SnapshotControl {
     /// At a snapshot point: finishes a rewind (returns `Ok(false)`: do the
     /// real work), or, if `fire`, starts an unwind (returns `Ok(true)`: the
     /// import must return at once).
-    pub fn at_point(
+    fn point(
         &mut self,
         store: &mut impl AsStoreMut,
         fire: Option<SnapshotTrigger>,
@@ -279,7 +328,7 @@ impl SnapshotControl {
 
     /// After `_start` returned while unwinding: stops the unwind and builds
     /// the snapshot's entries (regions, thread state, marker).
-    pub fn capture(
+    pub(crate) fn capture(
         &mut self,
         store: &mut impl AsStoreMut,
         now_ns: u64,
@@ -345,12 +394,11 @@ impl SnapshotControl {
             since_epoch_ns: now_ns,
             trigger: trigger.as_u8(),
         }));
-        self.taken += 1;
         Ok((buf, entries))
     }
 
     /// Starts the rewind into the import that unwound; call `_start` next.
-    pub fn start_rewind(
+    pub(crate) fn start_rewind(
         &mut self,
         store: &mut impl AsStoreMut,
         buf: u32,
@@ -363,7 +411,7 @@ impl SnapshotControl {
 
     /// Restores memory and globals of a fresh instance from a snapshot and
     /// starts the rewind.
-    pub fn restore(
+    pub(crate) fn restore(
         &mut self,
         store: &mut impl AsStoreMut,
         image: Vec<u8>,
@@ -411,5 +459,50 @@ fn value_bits(value: &Value) -> u64 {
         Value::F32(v) => v.to_bits() as u64,
         Value::F64(v) => v.to_bits(),
         _ => 0,
+    }
+}
+
+impl SnapshotPoints for SnapshotControl {
+    fn attach(&mut self, store: &mut StoreMut<'_>, instance: &Instance) {
+        self.find_exports(store, instance);
+    }
+
+    fn wants_idle(&self) -> bool {
+        self.armed.idle
+    }
+
+    fn at_point(
+        &mut self,
+        store: &mut StoreMut<'_>,
+        ctx: &mut WasiCtx,
+        point: Point,
+    ) -> Result<bool, PointError> {
+        // Only prepared modules have snapshot points.
+        if self.asyncify.is_none() {
+            return Ok(false);
+        }
+        let fire = match self.phase {
+            Phase::Normal => {
+                let fire = self.due(point.name, point.reads_stdin, point.waits_on_stdin, || {
+                    ctx.stdin_ready()
+                });
+                if fire.is_none() {
+                    return Ok(false);
+                }
+                fire
+            }
+            Phase::Unwinding { .. } | Phase::Rewinding => None,
+        };
+        Ok(self.point(store, fire)?)
+    }
+
+    fn explicit(&mut self, store: &mut StoreMut<'_>) -> Result<u16, PointError> {
+        let rewinding = self.phase == Phase::Rewinding;
+        if !rewinding && (!self.armed.explicit || self.asyncify.is_none()) {
+            return Ok(Errno::Notsup as u16);
+        }
+        let fire = (!rewinding).then_some(SnapshotTrigger::Explicit);
+        self.point(store, fire)?;
+        Ok(0)
     }
 }

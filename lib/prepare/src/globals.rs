@@ -19,6 +19,7 @@ const EXPORT_SECTION_ID: u8 = 7;
 /// A module with its mutable globals exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
+    /// The rewritten module.
     pub wasm: Vec<u8>,
     /// Every defined mutable global: its index and the export that names it,
     /// in index order. Snapshots save their values in this order.
@@ -29,8 +30,10 @@ pub struct Prepared {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PrepareError {
+    /// The input does not parse.
     #[error("not a valid WebAssembly module: {0}")]
     Parse(String),
+    /// A component, not a core module.
     #[error("component modules are not supported")]
     Component,
 }

@@ -28,8 +28,10 @@ pub enum CacheOutcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
+    /// The bytes are not WebAssembly.
     #[error("not a WebAssembly module (it does not start with the `\\0asm` magic)")]
     NotWasm,
+    /// The engine refused the module.
     #[error("invalid WebAssembly module: {0}")]
     Invalid(String),
 }

@@ -1,4 +1,4 @@
-//! Snapshot support for wasnap.
+//! Module preparation for wasnap's snapshots.
 //!
 //! - [`globals`]: the load-time rewrite that exports every defined mutable
 //!   global (so that `__stack_pointer` and friends can be saved and restored
@@ -6,7 +6,10 @@
 //! - [`asyncify`]: checking for Binaryen's asyncify exports, and preparing a
 //!   module with `wasm-opt` (`wasnap prepare`).
 //!
-//! Capture and resume themselves are tracked in the snapshot issue.
+//! Capturing and restoring snapshots is the runtime's work (crate
+//! `wasnap-runtime`); this crate only rewrites modules, and has no engine.
+
+#![warn(missing_docs)]
 
 pub mod asyncify;
 pub mod globals;

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{captured, module_hash, run_ctx};
-use wasnap_journal::{Journal, JournalReader};
-use wasnap_wasi::replay::{replay, ReplayOptions};
+use common::{bytes_of, captured, module_hash, program, record};
+use wasnap_journal::JournalReader;
+use wasnap_runtime::replay::{replay, ReplayOptions};
+use wasnap_runtime::{BaseJournal, ProcessOptions};
 use wasnap_wasi::ExitStatus;
 
 fn after_descriptors(out: &str) -> String {
@@ -15,33 +16,25 @@ fn after_descriptors(out: &str) -> String {
 
 #[test]
 fn an_in_memory_journal_rebuilds_the_tree_and_descriptors() {
-    let journal = Journal::in_memory();
-    let (writer, mut reader) = journal.split();
-    let (mut ctx, out) = captured("tree.wasm", &["build"]);
-    ctx.start_recording(writer.clone(), module_hash("tree.wasm"))
-        .unwrap();
-    let (status, instance) = run_ctx("tree.wasm", ctx);
+    let (ctx, out) = captured("tree.wasm", &["build"]);
+    let (status, mut journal) = record("tree.wasm", ctx);
     assert_eq!(status, ExitStatus::Exited(0));
-    drop(instance);
-    writer.flush().unwrap();
     let first = String::from_utf8(out.contents()).unwrap();
     assert!(first.starts_with("built\n"), "{first}");
 
-    // The journal's bytes, as an embedder would hold them.
-    reader.restart().unwrap();
-    let bytes = reader.buffer().clone();
-    let mut from_bytes = JournalReader::from_buffer(bytes);
-
-    let (mut ctx, out) = captured("tree.wasm", &["dump"]);
-    let options = ReplayOptions {
-        module_hash: Some(module_hash("tree.wasm")),
-        ..Default::default()
+    // The journal's bytes, as an embedder would hold them, replayed as a
+    // read-only base of a second process.
+    let bytes = bytes_of(&mut journal);
+    let (ctx, out) = captured("tree.wasm", &["dump"]);
+    let options = ProcessOptions {
+        bases: vec![BaseJournal::Buffer(bytes)],
+        ..ProcessOptions::default()
     };
-    let summary = replay(&mut ctx, &mut from_bytes, &options).unwrap();
+    let process = wasnap_runtime::Process::start(&program("tree.wasm"), ctx, options).unwrap();
+    let summary = &process.report().replays[0];
     assert_eq!(summary.runs, 1);
     assert_eq!(summary.host_effects_skipped, 0);
-    let (status, _) = run_ctx("tree.wasm", ctx);
-    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(process.run().unwrap().status, ExitStatus::Exited(0));
     let second = String::from_utf8(out.contents()).unwrap();
     assert_eq!(after_descriptors(&first), second);
     // The dump saw the open descriptors at their offsets and the times set.
@@ -57,15 +50,10 @@ fn an_in_memory_journal_rebuilds_the_tree_and_descriptors() {
 
 #[test]
 fn a_journal_of_another_module_is_refused_unless_forced() {
-    let journal = Journal::in_memory();
-    let (writer, mut reader) = journal.split();
-    let (mut ctx, _) = captured("hello.wasm", &[]);
-    ctx.start_recording(writer.clone(), module_hash("hello.wasm"))
-        .unwrap();
-    let (status, _) = run_ctx("hello.wasm", ctx);
+    let (ctx, _) = captured("hello.wasm", &[]);
+    let (status, mut journal) = record("hello.wasm", ctx);
     assert_eq!(status, ExitStatus::Exited(0));
-    writer.flush().unwrap();
-    reader.restart().unwrap();
+    let mut reader = JournalReader::from_buffer(bytes_of(&mut journal));
 
     let (mut ctx, _) = captured("tree.wasm", &["dump"]);
     let mut options = ReplayOptions {
@@ -95,14 +83,10 @@ fn runtime_replay_agrees_with_the_reference_model() {
     use wasnap_wasi::fd::Handle;
     use wasnap_wasi::fs::{resolve, Target};
 
-    let journal = Journal::in_memory();
-    let (writer, mut reader) = journal.split();
-    let (mut ctx, _) = captured("tree.wasm", &["build"]);
-    ctx.start_recording(writer.clone(), module_hash("tree.wasm"))
-        .unwrap();
-    assert_eq!(run_ctx("tree.wasm", ctx).0, ExitStatus::Exited(0));
-    writer.flush().unwrap();
-    reader.restart().unwrap();
+    let (ctx, _) = captured("tree.wasm", &["build"]);
+    let (status, mut journal) = record("tree.wasm", ctx);
+    assert_eq!(status, ExitStatus::Exited(0));
+    let mut reader = JournalReader::from_buffer(bytes_of(&mut journal));
     let records = reader.read_all_owned().unwrap();
     let model = state::replay(records.iter().map(|r| (r.start, r.entry.clone())))
         .unwrap()
@@ -116,7 +100,7 @@ fn runtime_replay_agrees_with_the_reference_model() {
     let mut checked = 0;
     for ((root, path), (node, _)) in &model.names {
         assert_eq!(*root, 3, "everything hangs from the root preopen");
-        let mount = &mut ctx.mounts[0];
+        let mount = &mut ctx.mounts_mut()[0];
         let resolved =
             resolve(mount, &mount.root(), path, false).unwrap_or_else(|e| panic!("{path}: {e}"));
         let Target::Entry {
@@ -156,7 +140,7 @@ fn runtime_replay_agrees_with_the_reference_model() {
 
     for (fd, d) in &model.descriptors {
         let ours = ctx
-            .fds
+            .fds()
             .get(*fd)
             .unwrap_or_else(|_| panic!("descriptor {fd} is missing"));
         match (&d.target, &ours.handle) {

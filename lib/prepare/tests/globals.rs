@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use wasmer::{Engine, ExternType, Module, Mutability};
-use wasnap_snapshot::globals::{export_mutable_globals, EXPORT_PREFIX};
+use wasnap_prepare::globals::{export_mutable_globals, EXPORT_PREFIX};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(

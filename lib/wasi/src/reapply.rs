@@ -1,9 +1,11 @@
-//! Replay: rebuild the journaled mounts and the descriptor table of a
-//! recorded program from its journal, before the program starts again.
+//! Re-applying journaled effects to a fresh [`WasiCtx`]: the journaled
+//! mounts and the descriptor table come back as the recorded program left
+//! them. The runtime (`wasnap-runtime`) reads the journal, follows its
+//! timeline and hands each live entry to a [`Reapplier`].
 //!
 //! What each entry means is fixed by the journal crate's reference model
 //! (`wasnap_journal::state`, docs/format.md "What entries mean"); this module
-//! applies it to a live [`WasiCtx`]:
+//! applies it to a live context:
 //! - effects on journaled (in-memory) mounts are applied again, with the
 //!   recorded effect times (`ClockSetV1`), so trees, bytes, sizes, times and
 //!   links come back exactly;
@@ -18,128 +20,34 @@
 
 use std::collections::{HashMap, HashSet};
 
-use wasnap_journal::{JournalEntry, JournalReader, ReadError};
+use wasnap_journal::{JournalEntry, OwnedBuffer};
 
 use crate::abi::{fstflags, oflags};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysError};
 use crate::fd::Handle;
 use crate::fs::{resolve, FileRef, Resolved};
-use crate::record::EFFECT_CLOCK;
+
+/// The realtime clock id, as used in `ClockSetV1` to mark effect times.
+pub const EFFECT_CLOCK: u32 = 0;
 
 /// Writes at least this long are served from the journal's mapping.
 pub const ZERO_COPY_MIN: usize = 64 * 1024;
 
-/// How to replay.
-#[derive(Debug, Clone, Default)]
-pub struct ReplayOptions {
-    /// Print recorded writes to standard output and error again.
-    pub replay_stdio: bool,
-    /// Replay even if the journal was recorded for another module.
-    pub force: bool,
-    /// SHA-256 of the module about to run, checked against `InitModuleV1`.
-    pub module_hash: Option<[u8; 32]>,
-    /// Stop at the last complete snapshot of the live timeline and collect
-    /// what resuming from it needs (memory, thread state).
-    pub resume: bool,
-}
-
-/// What resuming from a snapshot needs, collected by [`replay`].
-#[derive(Debug, Clone)]
-pub struct ResumePoint {
-    /// Offset of the `SnapshotV1` marker record.
-    pub marker_offset: u64,
-    /// Linear memory at the snapshot.
-    pub memory: Vec<u8>,
-    /// Globals and unwind buffer at the snapshot.
-    pub thread: wasnap_journal::ThreadStateV1<'static>,
-}
-
-/// The live timeline of a journal: records in `dead` ranges belong to
-/// timelines lost when a run resumed from an earlier snapshot; `last_marker`
-/// is the last complete snapshot on the live timeline.
-struct Plan {
-    dead: Vec<std::ops::Range<u64>>,
-    last_marker: Option<u64>,
-}
-
-fn plan(reader: &mut JournalReader) -> Result<Plan, ReadError> {
-    let mut markers: HashMap<u64, u64> = HashMap::new();
-    let mut dead = Vec::new();
-    let mut last_marker = None;
-    reader.rewind();
-    while let Some(record) = reader.read_next()? {
-        match &record.entry {
-            JournalEntry::SnapshotV1(_) => {
-                markers.insert(record.start, record.end);
-                last_marker = Some(record.start);
-            }
-            JournalEntry::ResumedFromSnapshotV1(r) => {
-                if let Some(&end) = markers.get(&r.snapshot_offset) {
-                    dead.push(end..record.start);
-                    last_marker = Some(r.snapshot_offset);
-                }
-            }
-            _ => {}
-        }
-    }
-    reader.rewind();
-    Ok(Plan { dead, last_marker })
-}
-
-/// What a replay did.
-#[derive(Debug, Clone, Default)]
-pub struct ReplaySummary {
-    pub records: u64,
-    /// `InitModuleV1` records seen: one per recorded run.
-    pub runs: u64,
+/// What re-applying did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReapplyCounts {
     /// File bytes written into memory mounts from the mapping, not copied.
     pub zero_copy_bytes: u64,
     /// File bytes copied into memory mounts.
     pub copied_bytes: u64,
     /// Effects on host mounts, not re-applied.
     pub host_effects_skipped: u64,
-    /// Entries about things replay cannot restore (sockets, snapshots), skipped.
+    /// Entries about things that cannot be brought back (sockets, pipes,
+    /// epoll), skipped.
     pub unsupported_skipped: u64,
     /// Descriptors on host mounts that could not be reopened.
     pub warnings: Vec<String>,
-    /// With [`ReplayOptions::resume`]: the snapshot to resume from, if the
-    /// journal has a complete one.
-    pub resume: Option<ResumePoint>,
-}
-
-/// Why a journal cannot be replayed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplayError {
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    #[error("the journal {journal} was recorded for another module (journal: {recorded}, module: {running}); pass --force to replay it anyway")]
-    ModuleMismatch {
-        journal: String,
-        recorded: String,
-        running: String,
-    },
-    #[error(
-        "the journal {journal} cannot be replayed: {entry} at offset {offset} failed with {errno}"
-    )]
-    Apply {
-        journal: String,
-        offset: u64,
-        entry: String,
-        errno: Errno,
-    },
-    #[error("the journal {journal} cannot be replayed: {entry} at offset {offset}: {message}")]
-    Trap {
-        journal: String,
-        offset: u64,
-        entry: String,
-        message: String,
-    },
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Small writes waiting to be applied as one: `data` goes at `start` of the
@@ -151,10 +59,14 @@ struct Pending {
     time: u64,
 }
 
-struct Replayer<'c> {
+/// Applies journaled effects to a context, one entry at a time, in journal
+/// order. Dropping it ends the replay (the context's clock and mounts go
+/// back to live behaviour); call [`Reapplier::finish`] to apply what is
+/// still gathered.
+pub struct Reapplier<'c> {
     ctx: &'c mut WasiCtx,
-    options: &'c ReplayOptions,
-    summary: ReplaySummary,
+    replay_stdio: bool,
+    counts: ReapplyCounts,
     time: u64,
     pending: HashMap<u32, Pending>,
     /// Descriptors of host mounts that could not be reopened: their later
@@ -164,135 +76,59 @@ struct Replayer<'c> {
     map_len: usize,
 }
 
-/// Replays every record of `reader` into `ctx`.
-pub fn replay(
-    ctx: &mut WasiCtx,
-    reader: &mut JournalReader,
-    options: &ReplayOptions,
-) -> Result<ReplaySummary, ReplayError> {
-    let journal = reader.name().to_owned();
-    let map = reader.buffer().clone();
-    let mut offload_ok = true;
-    for mount in &mut ctx.mounts {
-        if let Some(m) = mount.mem() {
-            offload_ok &= m.set_offload(map.clone()).is_ok();
-            m.replaying = true;
+impl<'c> Reapplier<'c> {
+    /// Starts re-applying into `ctx`. Entries read from `mapping` (the
+    /// journal's buffer) may be served from it instead of copied; with
+    /// `replay_stdio`, recorded output is printed again.
+    pub fn new(ctx: &'c mut WasiCtx, mapping: Option<&OwnedBuffer>, replay_stdio: bool) -> Self {
+        let mut offload_ok = mapping.is_some();
+        for mount in &mut ctx.mounts {
+            if let Some(m) = mount.mem() {
+                if let Some(map) = mapping {
+                    offload_ok &= m.set_offload(map.clone()).is_ok();
+                }
+                m.replaying = true;
+            }
         }
-    }
-    let mut replayer = Replayer {
-        time: ctx.now(),
-        ctx,
-        options,
-        summary: ReplaySummary::default(),
-        pending: HashMap::new(),
-        lost: HashSet::new(),
-        map_base: if offload_ok { map.as_ptr() as usize } else { 0 },
-        map_len: if offload_ok { map.len() } else { 0 },
-    };
-    let result = (|| {
-        let plan = plan(reader)?;
-        let stop_at = if options.resume {
-            plan.last_marker
-        } else {
-            None
+        let (map_base, map_len) = match mapping {
+            Some(map) if offload_ok => (map.as_ptr() as usize, map.len()),
+            _ => (0, 0),
         };
-        let mut image = wasnap_journal::memory::MemoryImage::new();
-        let mut thread = None;
-        while let Some(record) = reader.read_next()? {
-            let offset = record.start;
-            if plan.dead.iter().any(|r| r.contains(&offset)) {
-                continue;
-            }
-            replayer.summary.records += 1;
-            let entry = record.entry;
-            if stop_at.is_some() {
-                match &entry {
-                    JournalEntry::UpdateMemoryRegionV1(region) => {
-                        image.apply(region).map_err(|e| ReplayError::Trap {
-                            journal: journal.clone(),
-                            offset,
-                            entry: "UpdateMemoryRegionV1".into(),
-                            message: e.to_string(),
-                        })?;
-                        continue;
-                    }
-                    JournalEntry::ThreadStateV1(t) => {
-                        thread = Some(wasnap_journal::ThreadStateV1 {
-                            thread_id: t.thread_id,
-                            call_stack: t.call_stack.to_vec().into(),
-                            memory_stack: t.memory_stack.to_vec().into(),
-                            globals: t.globals.clone(),
-                            stack_lower: t.stack_lower,
-                            stack_upper: t.stack_upper,
-                            guard_size: t.guard_size,
-                        });
-                        continue;
-                    }
-                    JournalEntry::SnapshotV1(_) if Some(offset) == stop_at => {
-                        if let Some(thread) = thread.take() {
-                            replayer.summary.resume = Some(ResumePoint {
-                                marker_offset: offset,
-                                memory: std::mem::take(&mut image).into_bytes(),
-                                thread,
-                            });
-                        }
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            if let Err(error) = replayer.apply(&entry) {
-                let name = entry.kind().name().to_owned();
-                return Err(match error {
-                    SysError::Errno(errno) => ReplayError::Apply {
-                        journal: journal.clone(),
-                        offset,
-                        entry: name,
-                        errno,
-                    },
-                    SysError::Trap(trap) => ReplayError::Trap {
-                        journal: journal.clone(),
-                        offset,
-                        entry: name,
-                        message: trap.to_string(),
-                    },
-                });
-            }
-            if let JournalEntry::InitModuleV1(init) = &entry {
-                if let (Some(running), false) = (options.module_hash, options.force) {
-                    if running != init.wasm_hash {
-                        return Err(ReplayError::ModuleMismatch {
-                            journal: journal.clone(),
-                            recorded: hex(&init.wasm_hash),
-                            running: hex(&running),
-                        });
-                    }
-                }
-            }
-        }
-        replayer.flush_all().map_err(|error| ReplayError::Trap {
-            journal: journal.clone(),
-            offset: reader.position(),
-            entry: "FileDescriptorWriteV1".into(),
-            message: format!("{error:?}"),
-        })?;
-        Ok(())
-    })();
-    let summary = std::mem::take(&mut replayer.summary);
-    let ctx = replayer.ctx;
-    ctx.time_override = None;
-    for mount in &mut ctx.mounts {
-        if let Some(m) = mount.mem() {
-            m.replaying = false;
+        Reapplier {
+            time: ctx.now(),
+            ctx,
+            replay_stdio,
+            counts: ReapplyCounts::default(),
+            pending: HashMap::new(),
+            lost: HashSet::new(),
+            map_base,
+            map_len,
         }
     }
-    result.map(|()| summary)
+
+    /// Applies what is still gathered and reports what was done.
+    pub fn finish(mut self) -> Result<ReapplyCounts, SysError> {
+        self.flush_all()?;
+        Ok(std::mem::take(&mut self.counts))
+    }
+}
+
+impl Drop for Reapplier<'_> {
+    fn drop(&mut self) {
+        self.ctx.time_override = None;
+        for mount in &mut self.ctx.mounts {
+            if let Some(m) = mount.mem() {
+                m.replaying = false;
+            }
+        }
+    }
 }
 
 type Applied = Result<(), SysError>;
 
-impl Replayer<'_> {
-    fn apply(&mut self, entry: &JournalEntry<'_>) -> Applied {
+impl Reapplier<'_> {
+    /// Applies one entry of the live timeline.
+    pub fn apply(&mut self, entry: &JournalEntry<'_>) -> Applied {
         use JournalEntry as E;
         // Gathered small writes wait only across writes and seeks.
         if !matches!(
@@ -318,13 +154,15 @@ impl Replayer<'_> {
                     }
                     _ => {}
                 }
-                self.summary.host_effects_skipped += 1;
+                self.counts.host_effects_skipped += 1;
                 return Ok(());
             }
         }
         match entry {
-            E::InitModuleV1(_) => self.summary.runs += 1,
-            E::EnvironmentV1(_)
+            // Identity, inputs and the exit change no host state; the runtime
+            // checks the module and follows the timeline.
+            E::InitModuleV1(_)
+            | E::EnvironmentV1(_)
             | E::ProcessExitV1(_)
             | E::ClockReadV1(_)
             | E::RandomBytesV1(_)
@@ -343,14 +181,14 @@ impl Replayer<'_> {
                 if self.on_memory_mount(s.fd)? {
                     self.ctx.fd_filestat_set_size(s.fd, s.size)?;
                 } else {
-                    self.summary.host_effects_skipped += 1;
+                    self.counts.host_effects_skipped += 1;
                 }
             }
             E::FileDescriptorAllocateV1(a) => {
                 if self.on_memory_mount(a.fd)? {
                     self.ctx.fd_allocate(a.fd, a.offset, a.len)?;
                 } else {
-                    self.summary.host_effects_skipped += 1;
+                    self.counts.host_effects_skipped += 1;
                 }
             }
             E::FileDescriptorSetTimesV1(t) => {
@@ -358,7 +196,7 @@ impl Replayer<'_> {
                     self.ctx
                         .fd_filestat_set_times(t.fd, t.atim, t.mtim, t.fst_flags)?;
                 } else {
-                    self.summary.host_effects_skipped += 1;
+                    self.counts.host_effects_skipped += 1;
                 }
             }
             E::FileDescriptorSetFlagsV1(f) => self.ctx.fd_fdstat_set_flags(f.fd, f.flags)?,
@@ -406,9 +244,32 @@ impl Replayer<'_> {
                     self.ctx.mounts[mount].link(&from, &to, self.time)?;
                 }
             }
-            // Snapshots, memory and threads are resumed elsewhere; sockets,
-            // pipes and epoll cannot be brought back.
-            _ => self.summary.unsupported_skipped += 1,
+            // Memory, threads and snapshots are the runtime's to restore.
+            E::UpdateMemoryRegionV1(_)
+            | E::ThreadStateV1(_)
+            | E::ThreadExitV1(_)
+            | E::SnapshotV1(_)
+            | E::ResumedFromSnapshotV1(_) => {}
+            // Sockets, pipes, events, epoll, terminals and directory changes
+            // cannot be brought back.
+            E::DuplicateFileDescriptorV1(_)
+            | E::ChangeDirectoryV1(_)
+            | E::CreatePipeV1(_)
+            | E::CreateEventV1(_)
+            | E::EpollCreateV1(_)
+            | E::EpollCtlV1(_)
+            | E::TtySetV1(_)
+            | E::SocketOpenV1(_)
+            | E::SocketBindV1(_)
+            | E::SocketListenV1(_)
+            | E::SocketConnectV1(_)
+            | E::SocketAcceptV1(_)
+            | E::SocketSendV1(_)
+            | E::SocketSendToV1(_)
+            | E::SocketSetOptionV1(_)
+            | E::SocketShutdownV1(_)
+            | E::SocketJoinMulticastV1(_)
+            | E::SocketLeaveMulticastV1(_) => self.counts.unsupported_skipped += 1,
         }
         Ok(())
     }
@@ -432,7 +293,7 @@ impl Replayer<'_> {
     ) -> Result<Option<(usize, Resolved)>, SysError> {
         let (mount, dir, _) = self.ctx.dir_of(fd, 0)?;
         if !self.ctx.mounts[mount].is_memory() {
-            self.summary.host_effects_skipped += 1;
+            self.counts.host_effects_skipped += 1;
             return Ok(None);
         }
         let resolved = resolve(&self.ctx.mounts[mount], &dir, path, follow)?;
@@ -473,7 +334,7 @@ impl Replayer<'_> {
         let fd = match opened {
             Ok(fd) => fd,
             Err(SysError::Errno(errno)) if host => {
-                self.summary.warnings.push(format!(
+                self.counts.warnings.push(format!(
                     "cannot reopen {} on a host mount ({errno}); descriptor {} is not restored",
                     o.path, o.fd
                 ));
@@ -504,11 +365,11 @@ impl Replayer<'_> {
 
     fn write(&mut self, fd: u32, offset: u64, data: &[u8]) -> Applied {
         let mount = match &mut self.ctx.fds.get_mut(fd)?.handle {
-            Handle::Stdout if self.options.replay_stdio => {
+            Handle::Stdout if self.replay_stdio => {
                 self.ctx.stdout.write_all(data).map_err(Errno::from)?;
                 return Ok(());
             }
-            Handle::Stderr if self.options.replay_stdio => {
+            Handle::Stderr if self.replay_stdio => {
                 self.ctx.stderr.write_all(data).map_err(Errno::from)?;
                 return Ok(());
             }
@@ -519,12 +380,12 @@ impl Replayer<'_> {
                 *mount
             }
             _ => {
-                self.summary.unsupported_skipped += 1;
+                self.counts.unsupported_skipped += 1;
                 return Ok(());
             }
         };
         if !self.ctx.mounts[mount].is_memory() {
-            self.summary.host_effects_skipped += 1;
+            self.counts.host_effects_skipped += 1;
             return Ok(());
         }
         let ptr = data.as_ptr() as usize;
@@ -547,7 +408,7 @@ impl Replayer<'_> {
                 return Err(Errno::Badf.into());
             };
             if m.write_mapped(ino, offset, map_offset, data.len() as u64, time)? {
-                self.summary.zero_copy_bytes += data.len() as u64;
+                self.counts.zero_copy_bytes += data.len() as u64;
                 return Ok(());
             }
         }
@@ -583,7 +444,7 @@ impl Replayer<'_> {
             return Err(Errno::Badf.into());
         };
         self.ctx.mounts[*mount].write_at(file, p.start, &p.data, p.time)?;
-        self.summary.copied_bytes += p.data.len() as u64;
+        self.counts.copied_bytes += p.data.len() as u64;
         Ok(())
     }
 

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{captured, module_hash, run_ctx};
-use wasnap_journal::{Durability, Journal, JournalOptions, JournalReader, Recovery};
-use wasnap_wasi::replay::{replay, ReplayOptions};
+use common::{captured, program, run_ctx, run_process};
+use wasnap_journal::{JournalReader, Recovery};
+use wasnap_runtime::replay::{replay, ReplayOptions};
+use wasnap_runtime::{JournalTarget, ProcessOptions};
 use wasnap_wasi::ExitStatus;
 
 const MIB: u64 = 64;
@@ -23,20 +24,13 @@ fn replaying_a_large_file_keeps_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.journal");
     {
-        let journal = Journal::open(
-            &path,
-            JournalOptions {
-                durability: Durability::None,
-            },
-        )
-        .unwrap();
-        let (writer, _) = journal.split();
-        let (mut ctx, _) = captured("bigfile.wasm", &["write", &MIB.to_string()]);
-        ctx.start_recording(writer.clone(), module_hash("bigfile.wasm"))
-            .unwrap();
-        let (status, _) = run_ctx("bigfile.wasm", ctx);
-        assert_eq!(status, ExitStatus::Exited(0));
-        writer.flush().unwrap();
+        let (ctx, _) = captured("bigfile.wasm", &["write", &MIB.to_string()]);
+        let options = ProcessOptions {
+            journal: Some(JournalTarget::File(path.clone())),
+            ..ProcessOptions::default()
+        };
+        let report = run_process(&program("bigfile.wasm"), ctx, options);
+        assert_eq!(report.status, ExitStatus::Exited(0));
     }
     assert!(std::fs::metadata(&path).unwrap().len() > MIB << 20);
 

@@ -33,17 +33,29 @@ pub const SNAPSHOT_POINTS: [&str; 9] = [
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AsyncifyError {
+    /// The input does not parse.
     #[error("not a valid WebAssembly module: {0}")]
     Parse(String),
+    /// No `wasm-opt` to run.
     #[error("wasm-opt (Binaryen) was not found: install Debian's `binaryen`, put wasm-opt on PATH, or name it with --wasm-opt / $WASM_OPT")]
     NoWasmOpt,
+    /// `wasm-opt` could not be started.
     #[error("cannot run {path}: {source}")]
     Spawn {
+        /// The program tried.
         path: PathBuf,
+        /// Why it did not start.
         source: std::io::Error,
     },
+    /// `wasm-opt` ran and failed.
     #[error("wasm-opt failed ({status}): {stderr}")]
-    Failed { status: String, stderr: String },
+    Failed {
+        /// Its exit status.
+        status: String,
+        /// What it printed on standard error.
+        stderr: String,
+    },
+    /// The output lacks what asyncify adds.
     #[error("wasm-opt produced a module without the asyncify exports")]
     NoExports,
 }
@@ -80,7 +92,9 @@ pub fn find_wasm_opt() -> Option<PathBuf> {
 /// Sizes before and after preparation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrepareReport {
+    /// Size of the input module.
     pub input_bytes: u64,
+    /// Size of the prepared module.
     pub output_bytes: u64,
 }
 

@@ -1,0 +1,94 @@
+//! Running `_start` with snapshots: each time a snapshot point unwinds the
+//! guest, the snapshot is written to the journal, then the run stops or
+//! rewinds and goes on.
+
+use std::time::Instant;
+
+use wasnap_journal::{JournalEntry, JournalWriter, ThreadStateV1};
+use wasnap_wasi::{ExitStatus, WasiInstance};
+
+use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
+
+/// A WASI instance whose snapshot points are served by [`SnapshotControl`].
+pub type Instance = WasiInstance<SnapshotControl>;
+
+/// Runs the program to its end, or to the snapshot it stops after.
+pub(crate) fn run(instance: &mut Instance, writer: Option<&JournalWriter>) -> ExitStatus {
+    loop {
+        let result = instance.call_start();
+        if result.is_err() || !instance.points().unwinding() {
+            return instance.finish(result);
+        }
+        // `_start` returned because a snapshot point unwound it.
+        match take_snapshot(instance, writer) {
+            Ok(true) => {
+                instance.ctx_mut().flush_stdio();
+                return ExitStatus::Snapshotted;
+            }
+            Ok(false) => continue,
+            Err(e) => {
+                return ExitStatus::Trapped {
+                    message: e.to_string(),
+                    backtrace: Vec::new(),
+                }
+            }
+        }
+    }
+}
+
+/// Writes the snapshot whose unwind just finished; returns whether the
+/// program stops now, else starts the rewind.
+fn take_snapshot(
+    instance: &mut Instance,
+    writer: Option<&JournalWriter>,
+) -> Result<bool, SnapshotError> {
+    let started = Instant::now();
+    let now = instance.ctx_mut().realtime();
+    // The control lives in the store's data; take it out to use the store.
+    let mut control = std::mem::take(instance.points_mut());
+    let outcome = (|| {
+        let (buf, entries) = control.capture(&mut instance.store, now)?;
+        let writer = writer.ok_or(SnapshotError::NoJournal)?;
+        let journal_before = writer.end_offset();
+        let mut regions = 0;
+        let mut memory_bytes = 0;
+        for entry in &entries {
+            if let JournalEntry::UpdateMemoryRegionV1(r) = entry {
+                regions += 1;
+                memory_bytes = memory_bytes.max(r.end);
+            }
+            writer.write(entry)?;
+        }
+        // A snapshot is complete only once it is on disk.
+        writer.sync()?;
+        control.push_stats(SnapshotStats {
+            pause: started.elapsed(),
+            memory_bytes,
+            regions,
+            journal_bytes: writer.end_offset() - journal_before,
+        });
+        Ok(buf)
+    })();
+    let result = match outcome {
+        Ok(_) if control.stops_after() => Ok(true),
+        Ok(buf) => control
+            .start_rewind(&mut instance.store, buf)
+            .map(|()| false),
+        Err(e) => Err(e),
+    };
+    *instance.points_mut() = control;
+    result
+}
+
+/// Restores memory and globals from a snapshot; the next run continues
+/// where the snapshot was taken.
+pub(crate) fn restore(
+    instance: &mut Instance,
+    image: Vec<u8>,
+    thread: &ThreadStateV1<'_>,
+) -> Result<(), SnapshotError> {
+    let mut control = std::mem::take(instance.points_mut());
+    let result = control.restore(&mut instance.store, image, thread);
+    *instance.points_mut() = control;
+    result
+}

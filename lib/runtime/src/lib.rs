@@ -1,0 +1,88 @@
+//! wasnap's runtime: the process lifecycle on top of the WASI host
+//! (`wasnap-wasi`) and the journal (`wasnap-journal`).
+//!
+//! - [`Program`]: a module loaded once (globals rewrite, hash, compiled
+//!   through the [`ModuleCache`]);
+//! - [`Process`]: the protocol in one place — open the journals, replay the
+//!   read-only bases and the process's own journal, decide where to resume,
+//!   start recording, instantiate, restore the snapshot, then run under a
+//!   [`SnapshotPolicy`];
+//! - [`replay`]: following a journal's live timeline into a fresh context;
+//! - [`recorder`]: the journal behind the host's effect seam;
+//! - [`snapshot`]: snapshot points, capture and restore by asyncify;
+//! - [`module_cache`]: compiled modules cached on disk.
+//!
+//! Snapshot a program into a journal held in memory, then resume it in a
+//! second process from the journal's bytes; the two runs together print
+//! what one uninterrupted run prints:
+//!
+//! ```
+//! use wasnap_journal::{Journal, SnapshotTrigger};
+//! use wasnap_runtime::{JournalTarget, ModuleCache, Process, ProcessOptions, Program, SnapshotPolicy};
+//! use wasnap_wasi::{ExitStatus, SharedOutput, WasiCtx};
+//!
+//! // A prepared fixture: it asks for a snapshot after each of 3 steps.
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/wasi/explicit.async.wasm");
+//! let program = Program::load(path.as_ref(), &ModuleCache::disabled())?;
+//! let policy = SnapshotPolicy {
+//!     stop_after: true,
+//!     ..SnapshotPolicy::on([SnapshotTrigger::Explicit])
+//! };
+//!
+//! // First process: runs up to its first snapshot and stops.
+//! let first_out = SharedOutput::default();
+//! let ctx = WasiCtx::builder().args(["explicit", "3"]).stdout(first_out.clone()).build()?;
+//! let options = ProcessOptions {
+//!     journal: Some(JournalTarget::Memory(Journal::in_memory())),
+//!     policy: policy.clone(),
+//!     ..ProcessOptions::default()
+//! };
+//! let report = Process::start(&program, ctx, options)?.run()?;
+//! assert_eq!(report.status, ExitStatus::Snapshotted);
+//! let mut journal = report.journal.expect("a journal");
+//! journal.reader().restart()?;
+//! let bytes = journal.reader().buffer().clone();
+//!
+//! // Second process, from the same bytes: resumes after the snapshot.
+//! let second_out = SharedOutput::default();
+//! let ctx = WasiCtx::builder().args(["explicit", "3"]).stdout(second_out.clone()).build()?;
+//! let options = ProcessOptions {
+//!     journal: Some(JournalTarget::Memory(Journal::from_buffer(bytes)?)),
+//!     policy: SnapshotPolicy::on([SnapshotTrigger::Explicit]),
+//!     ..ProcessOptions::default()
+//! };
+//! let process = Process::start(&program, ctx, options)?;
+//! assert!(process.report().resumed.is_some());
+//! assert_eq!(process.run()?.status, ExitStatus::Exited(0));
+//!
+//! let output = [first_out.contents(), second_out.contents()].concat();
+//! assert_eq!(
+//!     String::from_utf8(output)?,
+//!     "step 0: 4a0f37d0a0c0a3ad\nstep 1: 0f6bb5e2bb8a4a48\nstep 2: 1bd59e1b63b0b812\nfinished\n"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+mod instance;
+pub mod module_cache;
+pub mod policy;
+mod process;
+mod program;
+pub mod recorder;
+pub mod replay;
+pub mod snapshot;
+
+pub use error::ProcessError;
+pub use instance::Instance;
+pub use module_cache::{CacheOutcome, CompileError, ModuleCache};
+pub use policy::{PolicyError, SnapshotPolicy};
+pub use process::{
+    BaseJournal, JournalTarget, Process, ProcessOptions, Resumed, RunReport, StartReport,
+};
+pub use program::{LoadReport, Program};
+pub use recorder::{module_hash, JournalRecorder};
+pub use replay::{ReplayError, ReplayOptions, ReplaySummary, ResumePoint};
+pub use snapshot::{SnapshotControl, SnapshotError, SnapshotStats};

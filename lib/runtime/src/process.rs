@@ -1,0 +1,319 @@
+//! [`Process`]: the whole protocol in one place. Starting a process opens
+//! its journals, replays the read-only bases and then its own journal,
+//! decides once where to resume, starts recording, instantiates the module
+//! and restores the snapshot; running it arms the snapshot policy and runs
+//! `_start` to its end or to the snapshot it stops after.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasnap_journal::{
+    Durability, Journal, JournalOptions, JournalReader, JournalWriter, OwnedBuffer, Recovery,
+    SnapshotTrigger,
+};
+use wasnap_wasi::{ExitStatus, WasiCtx};
+
+use crate::error::ProcessError;
+use crate::instance::{self, Instance};
+use crate::policy::SnapshotPolicy;
+use crate::program::Program;
+use crate::recorder::JournalRecorder;
+use crate::replay::{replay, ReplayOptions, ReplaySummary, ResumePoint};
+use crate::snapshot::{SnapshotControl, SnapshotStats};
+
+/// The journal a process records into (and resumes from).
+#[derive(Debug)]
+pub enum JournalTarget {
+    /// A journal file, created if missing; a torn tail is cut off.
+    File(PathBuf),
+    /// A journal in memory (see [`Journal::in_memory`] and
+    /// [`Journal::from_buffer`]).
+    Memory(Journal),
+}
+
+/// A journal replayed before the process's own, and never written.
+#[derive(Debug, Clone)]
+pub enum BaseJournal {
+    /// A journal file.
+    File(PathBuf),
+    /// A journal's bytes.
+    Buffer(OwnedBuffer),
+}
+
+/// How to start a process.
+#[derive(Debug, Default)]
+pub struct ProcessOptions {
+    /// Record every effect here; replay what it holds first, and resume
+    /// from its last snapshot.
+    pub journal: Option<JournalTarget>,
+    /// Replayed in order before `journal` (one base can serve many runs).
+    pub bases: Vec<BaseJournal>,
+    /// Print recorded output again while replaying.
+    pub replay_stdio: bool,
+    /// Replay journals recorded for another module.
+    pub force: bool,
+    /// When to snapshot.
+    pub policy: SnapshotPolicy,
+}
+
+/// Where a process resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// Offset of the snapshot marker it resumed from.
+    pub marker_offset: u64,
+    /// Bytes of linear memory restored.
+    pub memory_bytes: u64,
+}
+
+/// What starting a process did.
+#[derive(Debug, Clone, Default)]
+pub struct StartReport {
+    /// One summary per journal replayed (bases first), including journals
+    /// that held nothing.
+    pub replays: Vec<ReplaySummary>,
+    /// The snapshot the process resumed from, if any.
+    pub resumed: Option<Resumed>,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct RunReport {
+    /// How the program ended.
+    pub status: ExitStatus,
+    /// Figures of every snapshot the run took, in order.
+    pub snapshots: Vec<SnapshotStats>,
+    /// The process's journal, flushed (a memory journal's bytes are what a
+    /// later process resumes from).
+    pub journal: Option<Journal>,
+}
+
+/// A started process: replayed, restored, ready to run.
+pub struct Process {
+    name: String,
+    instance: Instance,
+    journal: Option<(JournalWriter, JournalReader)>,
+    policy: SnapshotPolicy,
+    report: StartReport,
+}
+
+fn open_base(base: &BaseJournal) -> Result<JournalReader, ProcessError> {
+    match base {
+        BaseJournal::File(path) => Ok(JournalReader::open(path)
+            .map_err(|source| ProcessError::OpenJournal {
+                journal: path.display().to_string(),
+                source,
+            })?
+            .with_recovery(Recovery::StopAtTornTail)),
+        BaseJournal::Buffer(buffer) => {
+            Ok(JournalReader::from_buffer(buffer.clone()).with_recovery(Recovery::StopAtTornTail))
+        }
+    }
+}
+
+fn open_target(target: JournalTarget) -> Result<Journal, ProcessError> {
+    match target {
+        JournalTarget::File(path) => Journal::open(
+            &path,
+            JournalOptions {
+                durability: Durability::None,
+            },
+        )
+        .map_err(|source| ProcessError::OpenJournal {
+            journal: path.display().to_string(),
+            source,
+        }),
+        JournalTarget::Memory(journal) => Ok(journal),
+    }
+}
+
+impl Process {
+    /// Starts `program` over `ctx`: checks the module and the policy,
+    /// replays the base journals and the process's journal, starts
+    /// recording, instantiates the module and restores the last snapshot
+    /// (if the journal holds a complete one).
+    pub fn start(
+        program: &Program,
+        mut ctx: WasiCtx,
+        options: ProcessOptions,
+    ) -> Result<Process, ProcessError> {
+        let name = program.label().to_owned();
+        // Everything that can be refused is refused before a journal is
+        // touched.
+        wasnap_wasi::instance::check_module(program.module()).map_err(|source| {
+            ProcessError::Instantiate {
+                module: name.clone(),
+                source,
+            }
+        })?;
+        let policy = options.policy.checked()?;
+        if policy.takes_snapshots() {
+            if options.journal.is_none() {
+                return Err(ProcessError::SnapshotsNeedJournal);
+            }
+            if !program.snapshottable() {
+                return Err(ProcessError::NotPrepared { module: name });
+            }
+        }
+        let replay_options = ReplayOptions {
+            replay_stdio: options.replay_stdio,
+            force: options.force,
+            module_hash: Some(program.hash()),
+            resume: false,
+        };
+        let mut report = StartReport::default();
+        for base in &options.bases {
+            let mut reader = open_base(base)?;
+            report
+                .replays
+                .push(replay(&mut ctx, &mut reader, &replay_options)?);
+        }
+        let mut resume_point: Option<ResumePoint> = None;
+        let journal = match options.journal {
+            None => None,
+            Some(target) => {
+                let (writer, mut reader) = open_target(target)?.split();
+                let resume_options = ReplayOptions {
+                    resume: true,
+                    ..replay_options
+                };
+                let mut summary = replay(&mut ctx, &mut reader, &resume_options)?;
+                resume_point = summary.resume.take();
+                report.replays.push(summary);
+                let recorder = JournalRecorder::start(
+                    writer.clone(),
+                    program.hash(),
+                    ctx.args(),
+                    ctx.env(),
+                    resume_point.as_ref().map(|p| p.marker_offset),
+                )
+                .map_err(|source| ProcessError::Recording {
+                    journal: writer.name().to_owned(),
+                    source,
+                })?;
+                ctx.set_recorder(Box::new(recorder));
+                Some((writer, reader))
+            }
+        };
+        let store = wasmer::Store::new(program.engine().clone());
+        let mut instance =
+            Instance::with_points(store, program.module(), ctx, SnapshotControl::default())
+                .map_err(|source| ProcessError::Instantiate {
+                    module: name.clone(),
+                    source,
+                })?;
+        if let Some(point) = resume_point {
+            report.resumed = Some(Resumed {
+                marker_offset: point.marker_offset,
+                memory_bytes: point.memory.len() as u64,
+            });
+            instance::restore(&mut instance, point.memory, &point.thread).map_err(|source| {
+                ProcessError::Restore {
+                    module: name.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(Process {
+            name,
+            instance,
+            journal,
+            policy,
+            report,
+        })
+    }
+
+    /// What starting did: replays and the resume point.
+    pub fn report(&self) -> &StartReport {
+        &self.report
+    }
+
+    /// The process state (descriptors, mounts), as replay left it.
+    pub fn ctx(&self) -> &WasiCtx {
+        self.instance.ctx()
+    }
+
+    /// Arms the snapshot policy and runs the program to its end, or to the
+    /// snapshot it stops after.
+    ///
+    /// With the sigint trigger, the process takes over Ctrl-C: the next
+    /// snapshot point snapshots and stops; if none comes within the
+    /// policy's grace, the journal is flushed and the whole process exits
+    /// with 130, as a shell expects of SIGINT.
+    pub fn run(mut self) -> Result<RunReport, ProcessError> {
+        let writer = self.journal.as_ref().map(|(writer, _)| writer.clone());
+        let mut sigint_done = None;
+        let mut sigint = None;
+        if self.policy.has(SnapshotTrigger::Sigint) {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag))
+                .map_err(ProcessError::Signal)?;
+            let done = Arc::new(AtomicBool::new(false));
+            let watched = Arc::clone(&done);
+            let watched_flag = Arc::clone(&flag);
+            let grace = self.policy.sigint_grace;
+            let watchdog_writer = writer.clone();
+            std::thread::spawn(move || {
+                sigint_watchdog(&watched_flag, &watched, grace, watchdog_writer)
+            });
+            sigint = Some(flag);
+            sigint_done = Some(done);
+        }
+        self.instance.points_mut().arm(&self.policy, sigint);
+        let status = instance::run(&mut self.instance, writer.as_ref());
+        if let Some(done) = sigint_done {
+            done.store(true, Ordering::SeqCst);
+        }
+        let journal = match self.journal {
+            Some((writer, reader)) => {
+                // Best effort: a journal that cannot be flushed already
+                // stopped the program with a trap naming it.
+                let _ = writer.flush();
+                Some(Journal::recombine(writer, reader))
+            }
+            None => None,
+        };
+        Ok(RunReport {
+            status,
+            snapshots: self.instance.points().stats().to_vec(),
+            journal,
+        })
+    }
+
+    /// The program's label (its path), as messages use it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// After Ctrl-C, gives the program `grace` to reach a snapshot point;
+/// otherwise says so, flushes the journal and exits (130, as for SIGINT).
+fn sigint_watchdog(
+    flag: &AtomicBool,
+    done: &AtomicBool,
+    grace: Duration,
+    writer: Option<JournalWriter>,
+) {
+    while !flag.load(Ordering::SeqCst) {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "wasnap: Ctrl-C: the program reached no snapshot point within {:.1} s; exiting without a snapshot",
+        grace.as_secs_f64()
+    );
+    if let Some(writer) = writer {
+        let _ = writer.flush();
+    }
+    std::process::exit(130);
+}

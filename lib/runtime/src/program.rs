@@ -1,0 +1,142 @@
+//! A module loaded for running: its globals exported (the load-time
+//! rewrite), compiled or taken from the cache, and identified by the hash of
+//! its original bytes (what `InitModuleV1` records).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use wasmer::{Engine, ExternType, Module};
+
+use crate::error::ProcessError;
+use crate::module_cache::{CacheOutcome, ModuleCache};
+use crate::recorder::module_hash;
+
+/// How a program was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Whether compilation was skipped.
+    pub outcome: CacheOutcome,
+    /// From the bytes to the compiled module.
+    pub elapsed: Duration,
+}
+
+/// A compiled module, ready to start any number of processes.
+pub struct Program {
+    name: String,
+    /// How messages name the program: its path when loaded from a file.
+    label: String,
+    engine: Engine,
+    module: Module,
+    hash: [u8; 32],
+    load: LoadReport,
+}
+
+/// The exports a module prepared with Binaryen's asyncify has.
+const ASYNCIFY_EXPORTS: [&str; 4] = [
+    "asyncify_start_unwind",
+    "asyncify_stop_unwind",
+    "asyncify_start_rewind",
+    "asyncify_stop_rewind",
+];
+
+impl Program {
+    /// Reads, rewrites and compiles the module at `path` (through `cache`).
+    pub fn load(path: &Path, cache: &ModuleCache) -> Result<Program, ProcessError> {
+        let wasm = std::fs::read(path).map_err(|source| ProcessError::ReadModule {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("main.wasm");
+        let mut program =
+            Program::from_bytes(name, &wasm, cache).map_err(|e| e.with_module(path))?;
+        program.label = path.display().to_string();
+        Ok(program)
+    }
+
+    /// Rewrites and compiles `wasm` (through `cache`); `name` is how
+    /// messages and the program's `argv[0]` call it.
+    pub fn from_bytes(
+        name: impl Into<String>,
+        wasm: &[u8],
+        cache: &ModuleCache,
+    ) -> Result<Program, ProcessError> {
+        let name = name.into();
+        let started = Instant::now();
+        let engine = Engine::default();
+        // Every defined mutable global is exported at load time, so that a
+        // snapshot can save `__stack_pointer` and friends without special
+        // link flags. The journal identifies the module by its original bytes.
+        let rewritten;
+        let bytes = if wasm.starts_with(b"\0asm") {
+            rewritten = wasnap_prepare::globals::export_mutable_globals(wasm)
+                .map_err(|source| ProcessError::Rewrite {
+                    module: name.clone(),
+                    source,
+                })?
+                .wasm;
+            &rewritten[..]
+        } else {
+            wasm
+        };
+        let (module, outcome) =
+            cache
+                .load_or_compile(&engine, bytes)
+                .map_err(|source| ProcessError::Compile {
+                    module: name.clone(),
+                    source,
+                })?;
+        Ok(Program {
+            label: name.clone(),
+            name,
+            engine,
+            module,
+            hash: module_hash(wasm),
+            load: LoadReport {
+                outcome,
+                elapsed: started.elapsed(),
+            },
+        })
+    }
+
+    /// The program's name: the file name of a loaded module (what `wasnap
+    /// run` passes as `argv[0]`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How messages name the program: the path it was loaded from.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The SHA-256 of the module's original bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// How loading went.
+    pub fn load_report(&self) -> LoadReport {
+        self.load
+    }
+
+    /// Whether the module was prepared with asyncify (`wasnap prepare`), so
+    /// that it can be snapshotted.
+    pub fn snapshottable(&self) -> bool {
+        ASYNCIFY_EXPORTS.iter().all(|name| {
+            self.module
+                .exports()
+                .any(|e| e.name() == *name && matches!(e.ty(), ExternType::Function(_)))
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn module(&self) -> &Module {
+        &self.module
+    }
+}
