@@ -25,6 +25,9 @@ macro_rules! journal_entries {
         $(
             $(#[doc = $doc])*
             #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
+            // Field meanings are documented per entry in the table and in
+            // docs/format.md ("What entries mean"), not field by field here.
+            #[allow(missing_docs)]
             pub struct $name $(<$lt>)? {
                 $( $(#[$field_attr])* pub $field: $field_ty, )*
             }

@@ -12,19 +12,37 @@ pub enum ReadErrorKind {
     /// The journal does not start with the wasnap magic.
     BadMagic,
     /// The header record announces a format newer than this build reads.
-    UnsupportedVersion { found: u32, supported: u32 },
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
     /// A magic is not followed by a header record, or a header record appears
     /// without a magic before it.
     MisplacedHeader,
     /// The journal ends in the middle of a record (a crash while appending).
     /// Nothing valid follows; the tolerant recovery mode stops here cleanly.
-    TornTail { cause: TailDamage },
+    TornTail {
+        /// How the torn tail was recognised.
+        cause: TailDamage,
+    },
     /// The record's checksum does not match its bytes, and valid records follow
     /// it: corruption in the middle of the journal.
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        /// The checksum stored in the record.
+        stored: u32,
+        /// The checksum of the bytes as they are.
+        computed: u32,
+    },
     /// The record's size runs past the end of the journal, and valid records
     /// follow it: a corrupted size field.
-    SizePastEnd { size: u64, available: u64 },
+    SizePastEnd {
+        /// The size, in bytes.
+        size: u64,
+        /// Bytes available from there to the end.
+        available: u64,
+    },
     /// An all-zero record header (a never-written record), and valid records
     /// follow it.
     ZeroHeader,
@@ -32,9 +50,17 @@ pub enum ReadErrorKind {
     BadTrailer,
     /// The record is intact but its tag is not one this build knows: the
     /// journal was written by a newer wasnap.
-    UnknownTag { tag: u16 },
+    UnknownTag {
+        /// The record tag.
+        tag: u16,
+    },
     /// The record is intact but its payload fails rkyv's validation.
-    InvalidPayload { kind: &'static str, message: String },
+    InvalidPayload {
+        /// The entry kind's name.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// How a torn tail was recognised.
@@ -42,13 +68,26 @@ pub enum ReadErrorKind {
 #[non_exhaustive]
 pub enum TailDamage {
     /// Fewer than 8 bytes remain: a partial record header or magic.
-    PartialHeader { available: u64 },
+    PartialHeader {
+        /// Bytes available from there to the end.
+        available: u64,
+    },
     /// The record header was never written (all zeros).
     ZeroHeader,
     /// The record's stated size runs past the end of the journal.
-    PastEnd { size: u64, available: u64 },
+    PastEnd {
+        /// The size, in bytes.
+        size: u64,
+        /// Bytes available from there to the end.
+        available: u64,
+    },
     /// The last record is complete in length but its checksum does not match.
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        /// The checksum stored in the record.
+        stored: u32,
+        /// The checksum of the bytes as they are.
+        computed: u32,
+    },
 }
 
 impl fmt::Display for TailDamage {
@@ -137,62 +176,105 @@ pub enum JournalError {
     /// An I/O operation on the journal's file failed.
     #[error("{}: {what}: {source}", path.display())]
     Io {
+        /// The file's path.
         path: PathBuf,
+        /// The operation that failed.
         what: &'static str,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
     /// Mapping the journal's file into memory failed.
     #[error("{}: cannot map the journal into memory: {message}", path.display())]
-    Map { path: PathBuf, message: String },
+    Map {
+        /// The file's path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// An entry could not be serialized.
     #[error("{journal}: cannot serialize a {kind} entry: {message}")]
     Encode {
+        /// The journal's name (its path, or `<memory>`).
         journal: String,
+        /// The entry kind's name.
         kind: &'static str,
+        /// What went wrong.
         message: String,
     },
     /// A record is larger than the 48-bit size field allows.
     #[error("{journal}: a {kind} entry of {size} bytes exceeds the record size limit")]
     TooLarge {
+        /// The journal's name (its path, or `<memory>`).
         journal: String,
+        /// The entry kind's name.
         kind: &'static str,
+        /// The size, in bytes.
         size: u64,
     },
     /// An earlier write failed; the writer refuses further records so that no
     /// record is written behind a hole.
     #[error("{journal}: the journal writer failed earlier and is closed: {message}")]
-    Poisoned { journal: String, message: String },
+    Poisoned {
+        /// The journal's name (its path, or `<memory>`).
+        journal: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The journal does not support the operation (writing to a read-only
     /// journal, for example).
     #[error("{journal}: {operation} is not supported by this journal")]
     Unsupported {
+        /// The journal's name (its path, or `<memory>`).
         journal: String,
+        /// The operation asked for.
         operation: &'static str,
     },
     /// A pipe's other end was dropped.
     #[error("{journal}: the other end of the pipe is gone")]
-    Disconnected { journal: String },
+    Disconnected {
+        /// The journal's name (its path, or `<memory>`).
+        journal: String,
+    },
 }
 
 /// A JSON object that is not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JsonError {
+    /// The value is not an object.
     #[error("an entry must be a JSON object")]
     NotAnObject,
+    /// No `"type"`.
     #[error("the entry has no \"type\" string")]
     MissingType,
+    /// A `"type"` that names no entry kind.
     #[error("unknown entry type {0:?}")]
     UnknownType(String),
+    /// A field of the kind is missing.
     #[error("{kind} entry is missing field {field:?}")]
-    MissingField { kind: String, field: &'static str },
+    MissingField {
+        /// The entry kind's name.
+        kind: String,
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A field the kind does not have.
     #[error("{kind} entry has an unknown field {field:?}")]
-    UnknownField { kind: String, field: String },
+    UnknownField {
+        /// The entry kind's name.
+        kind: String,
+        /// The field's name.
+        field: String,
+    },
+    /// A field whose value does not fit its type.
     #[error("{kind} entry, field {field:?}: {message}")]
     BadField {
+        /// The entry kind's name.
         kind: String,
+        /// The field's name.
         field: &'static str,
+        /// What went wrong.
         message: String,
     },
 }

@@ -9,25 +9,44 @@ use crate::entry::{MemoryCompression, UpdateMemoryRegionV1};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryError {
+    /// `start > end`, or `end` beyond 64-bit memory.
     #[error("memory region {start}..{end} is inverted or larger than the address space")]
-    BadRange { start: u64, end: u64 },
+    BadRange {
+        /// First byte of the region.
+        start: u64,
+        /// One past the last byte of the region.
+        end: u64,
+    },
+    /// A compression byte this build does not know.
     #[error("memory region {start}..{end} uses unknown compression {compression}")]
     UnknownCompression {
+        /// First byte of the region.
         start: u64,
+        /// One past the last byte of the region.
         end: u64,
+        /// The compression byte.
         compression: u8,
     },
+    /// The data is not as long as the region.
     #[error("memory region {start}..{end} holds {actual} bytes, expected {expected}")]
     SizeMismatch {
+        /// First byte of the region.
         start: u64,
+        /// One past the last byte of the region.
         end: u64,
+        /// What was expected.
         expected: u64,
+        /// What was found.
         actual: u64,
     },
+    /// The compressed data is damaged.
     #[error("memory region {start}..{end} does not decompress: {message}")]
     Corrupt {
+        /// First byte of the region.
         start: u64,
+        /// One past the last byte of the region.
         end: u64,
+        /// What went wrong.
         message: String,
     },
 }

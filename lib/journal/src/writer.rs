@@ -55,7 +55,9 @@ pub enum Durability {
 /// journals that hold entries rather than bytes: entry sequence numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordSpan {
+    /// First byte of the region.
     pub start: u64,
+    /// One past the last byte of the region.
     pub end: u64,
 }
 

@@ -55,7 +55,9 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to: for tests and replay.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
+    /// Nanoseconds since the epoch.
     pub realtime: u64,
+    /// Nanoseconds since an arbitrary start.
     pub monotonic: u64,
     /// Added to both clocks on every read, so that time always advances.
     pub tick: u64,
@@ -82,6 +84,7 @@ impl Clock for ManualClock {
 
 /// Where `random_get` bytes come from.
 pub trait RandomSource: Send {
+    /// Fills `buf` with random bytes.
     fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
 }
 

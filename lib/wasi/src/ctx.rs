@@ -127,20 +127,29 @@ impl WasiCtx {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// A host directory could not be opened.
     #[error("cannot mount host directory {path}: {source}")]
     HostDir {
+        /// The file's path.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// A host directory could not be copied into memory.
     #[error("cannot copy {path} into memory: {source}")]
     Seed {
+        /// The file's path.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// A mount's guest path is empty or holds a NUL.
     #[error("invalid guest path {0:?}: it must be non-empty")]
     GuestPath(String),
+    /// An environment variable's name is empty or holds `=`.
     #[error("invalid environment variable {0:?}: the name must be non-empty and contain no '='")]
     EnvName(String),
+    /// The preopens do not fit in the descriptor table.
     #[error("too many preopened descriptors: the descriptor table is full")]
     DescriptorTableFull,
 }
@@ -202,6 +211,7 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// Appends arguments.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self
@@ -264,31 +274,37 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// The clocks the guest reads (default: the host's).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Box::new(clock));
         self
     }
 
+    /// Where `random_get` bytes come from (default: the OS).
     pub fn random(mut self, random: impl RandomSource + 'static) -> Self {
         self.random = Some(Box::new(random));
         self
     }
 
+    /// The guest's standard input (default: the host's).
     pub fn stdin(mut self, stdin: impl InputStream + 'static) -> Self {
         self.stdin = Some(Box::new(stdin));
         self
     }
 
+    /// The guest's standard output (default: the host's).
     pub fn stdout(mut self, stdout: impl OutputStream + 'static) -> Self {
         self.stdout = Some(Box::new(stdout));
         self
     }
 
+    /// The guest's standard error (default: the host's).
     pub fn stderr(mut self, stderr: impl OutputStream + 'static) -> Self {
         self.stderr = Some(Box::new(stderr));
         self
     }
 
+    /// Opens the mounts and builds the context.
     pub fn build(self) -> Result<WasiCtx, BuildError> {
         if let Some(bad) = self.bad_env {
             return Err(BuildError::EnvName(bad));

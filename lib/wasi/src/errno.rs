@@ -257,8 +257,11 @@ pub enum Trap {
     /// The guest passed a pointer (or a length) outside its linear memory.
     #[error("guest memory access out of bounds: {len} bytes at {ptr:#x} (memory is {memory_size:#x} bytes)")]
     OutOfBounds {
+        /// The guest address.
         ptr: u64,
+        /// Length in bytes.
         len: u64,
+        /// The memory's size.
         memory_size: u64,
     },
     /// The module does not export a memory called `memory`.

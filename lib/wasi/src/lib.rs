@@ -29,6 +29,7 @@
 
 // Syscall signatures are fixed by the ABI, however many arguments it takes.
 #![allow(clippy::too_many_arguments)]
+#![warn(missing_docs)]
 
 pub mod abi;
 pub mod clock;

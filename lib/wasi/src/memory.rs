@@ -15,11 +15,14 @@ pub struct GuestMemory<'a> {
 /// One `iovec`: a guest buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct IoVec {
+    /// The buffer's guest address.
     pub ptr: u32,
+    /// Length in bytes.
     pub len: u32,
 }
 
 impl<'a> GuestMemory<'a> {
+    /// Checked access through `view`.
     pub fn new(view: MemoryView<'a>) -> GuestMemory<'a> {
         GuestMemory { view }
     }
@@ -57,6 +60,7 @@ impl<'a> GuestMemory<'a> {
         self.check(ptr.into(), len)
     }
 
+    /// Copies `len` bytes at `ptr` out of guest memory.
     pub fn read_bytes(&self, ptr: u32, len: u32) -> SysResult<Vec<u8>> {
         self.check(ptr.into(), len.into())?;
         let mut buf = vec![0u8; len as usize];
@@ -66,6 +70,7 @@ impl<'a> GuestMemory<'a> {
         Ok(buf)
     }
 
+    /// Fills `buf` from guest memory at `ptr`.
     pub fn read_into(&self, ptr: u32, buf: &mut [u8]) -> SysResult<()> {
         self.check(ptr.into(), buf.len() as u64)?;
         self.view
@@ -74,6 +79,7 @@ impl<'a> GuestMemory<'a> {
         Ok(())
     }
 
+    /// Writes `data` into guest memory at `ptr`.
     pub fn write_bytes(&self, ptr: u32, data: &[u8]) -> SysResult<()> {
         self.check(ptr.into(), data.len() as u64)?;
         self.view
@@ -82,38 +88,45 @@ impl<'a> GuestMemory<'a> {
         Ok(())
     }
 
+    /// Reads a byte.
     pub fn read_u8(&self, ptr: u32) -> SysResult<u8> {
         let mut b = [0u8; 1];
         self.read_into(ptr, &mut b)?;
         Ok(b[0])
     }
 
+    /// Reads a little-endian u16.
     pub fn read_u16(&self, ptr: u32) -> SysResult<u16> {
         let mut b = [0u8; 2];
         self.read_into(ptr, &mut b)?;
         Ok(u16::from_le_bytes(b))
     }
 
+    /// Reads a little-endian u32.
     pub fn read_u32(&self, ptr: u32) -> SysResult<u32> {
         let mut b = [0u8; 4];
         self.read_into(ptr, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
 
+    /// Reads a little-endian u64.
     pub fn read_u64(&self, ptr: u32) -> SysResult<u64> {
         let mut b = [0u8; 8];
         self.read_into(ptr, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Writes a byte.
     pub fn write_u8(&self, ptr: u32, v: u8) -> SysResult<()> {
         self.write_bytes(ptr, &[v])
     }
 
+    /// Writes a little-endian u32.
     pub fn write_u32(&self, ptr: u32, v: u32) -> SysResult<()> {
         self.write_bytes(ptr, &v.to_le_bytes())
     }
 
+    /// Writes a little-endian u64.
     pub fn write_u64(&self, ptr: u32, v: u64) -> SysResult<()> {
         self.write_bytes(ptr, &v.to_le_bytes())
     }

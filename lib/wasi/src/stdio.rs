@@ -19,7 +19,9 @@ pub trait InputStream: Send {
 
 /// Where the guest's standard output or error goes.
 pub trait OutputStream: Send {
+    /// Writes all of `data`.
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Pushes buffered output out (default: nothing to do).
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -98,6 +100,7 @@ pub struct BufferInput {
 }
 
 impl BufferInput {
+    /// Input that yields `data`, then end of file.
     pub fn new(data: impl Into<Vec<u8>>) -> BufferInput {
         BufferInput {
             data: data.into(),

@@ -11,6 +11,7 @@ use crate::{
 /// Entries and record bytes of one kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct KindCount {
+    /// Entries of the kind.
     pub entries: u64,
     /// Record bytes (header, payload, padding, trailer). For journals that
     /// hold entries rather than bytes, zero.
@@ -20,6 +21,7 @@ pub struct KindCount {
 /// Counts per kind, in tag order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
+    /// Entries and bytes of each kind seen.
     pub per_kind: BTreeMap<EntryKind, KindCount>,
 }
 

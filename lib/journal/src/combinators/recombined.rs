@@ -10,7 +10,9 @@ use crate::{
 /// read-only journal.
 #[derive(Debug, Clone)]
 pub struct Recombined<W, R> {
+    /// Where writes go.
     pub tx: W,
+    /// Where reads come from.
     pub rx: R,
 }
 

@@ -584,6 +584,7 @@ pub(super) fn push_times(
 pub struct CompactError {
     /// The record at fault.
     pub offset: u64,
+    /// Why it cannot be compacted.
     pub error: StateError,
 }
 
@@ -594,8 +595,11 @@ pub struct CompactError {
 /// [`Compacted::write_to`] does that.
 #[derive(Debug)]
 pub struct Compacted {
+    /// Entries that rebuild the state, in an order replay applies.
     pub state_entries: Vec<JournalEntry<'static>>,
+    /// The last snapshot marker, if the journal had one.
     pub marker: Option<SnapshotV1>,
+    /// The records after that marker, unchanged.
     pub tail: Vec<JournalEntry<'static>>,
 }
 

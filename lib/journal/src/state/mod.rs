@@ -56,7 +56,12 @@ pub enum StateError {
     Unsupported(&'static str),
     /// The entry contradicts the state (it could not have succeeded).
     #[error("{kind}: {message}")]
-    Invalid { kind: &'static str, message: String },
+    Invalid {
+        /// The entry kind's name.
+        kind: &'static str,
+        /// What it contradicts.
+        message: String,
+    },
     /// A memory region is malformed.
     #[error(transparent)]
     Memory(#[from] MemoryError),
@@ -90,8 +95,11 @@ type NodeId = u64;
 /// What a node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
+    /// A regular file and what is known of its bytes.
     File(Contents),
+    /// A directory.
     Directory,
+    /// A symbolic link and its target.
     Symlink(String),
 }
 

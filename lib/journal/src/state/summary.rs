@@ -5,31 +5,41 @@ use super::*;
 /// What a descriptor refers to, without the model's internal ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSummary {
+    /// A preopened directory, named by its original number.
     Root(u32),
+    /// Standard stream 0, 1 or 2.
     Stdio(u32),
     /// A node that has names: its first name.
     Named(Location),
     /// A node with no name left.
     Nameless(NodeSummary),
+    /// Nothing (the description is gone).
     Closed,
 }
 
 /// A node without the model's internal ids or bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSummary {
+    /// File, directory or symlink, with what is known of it.
     pub kind: NodeKind,
+    /// Where it was before the journal began, if it existed then.
     pub original: Option<Location>,
+    /// Last times set: (atim, mtim, fst_flags) as WASI gives them.
     pub times: Option<(u64, u64, u16)>,
 }
 
 /// One descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescriptorSummary {
+    /// What it refers to.
     pub target: TargetSummary,
     /// The lowest descriptor sharing this one's description.
     pub shares_with: u32,
+    /// The file position.
     pub position: u64,
+    /// WASI `fdflags`.
     pub flags: u16,
+    /// Base and inheriting rights.
     pub rights: (u64, u64),
 }
 
@@ -37,19 +47,28 @@ pub struct DescriptorSummary {
 /// leave a program in the same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// SHA-256 of the module of the last run.
     pub module: Option<[u8; 32]>,
+    /// Arguments and environment of the last run.
     pub environment: Option<(Vec<String>, Vec<String>)>,
+    /// The last value set of each clock.
     pub clocks: BTreeMap<u32, u64>,
+    /// The exit code, if the program exited.
     pub exit_code: Option<u32>,
     /// Memory, without trailing zeros.
     pub memory: Vec<u8>,
+    /// Thread states, by thread id.
     pub threads: BTreeMap<u32, ThreadStateV1<'static>>,
+    /// Output and inputs, kept as they are, in order.
     pub passthrough: Vec<JournalEntry<'static>>,
+    /// The last snapshot marker applied.
     pub last_snapshot: Option<SnapshotV1>,
     /// Every name, with its node and the first name of that node (names that
     /// share a first name are hard links of each other).
     pub names: BTreeMap<Location, (NodeSummary, Location)>,
+    /// Paths that existed before the journal and no longer do.
     pub removed: BTreeSet<Location>,
+    /// Every open descriptor.
     pub descriptors: BTreeMap<u32, DescriptorSummary>,
 }
 

@@ -11,7 +11,9 @@ use super::{DirEntry, Node, Stat};
 use crate::abi::filetype;
 use crate::errno::Errno;
 
+/// A host directory mounted into the guest.
 pub struct HostFs {
+    /// The host directory at the mount's root.
     pub root: PathBuf,
 }
 
@@ -40,6 +42,7 @@ fn nanos(secs: i64, nsecs: i64) -> u64 {
         .saturating_add(nsecs.max(0) as u64)
 }
 
+/// Host metadata as WASI attributes.
 pub fn stat_of(meta: &fs::Metadata) -> Stat {
     Stat {
         dev: meta.dev(),
@@ -58,6 +61,7 @@ fn name_str(os: &std::ffi::OsStr) -> Result<String, Errno> {
 }
 
 impl HostFs {
+    /// What `name` in the host directory `dir` is (symlinks not followed).
     pub fn lookup(&self, dir: &Path, name: &str) -> Result<Option<Node>, Errno> {
         let path = dir.join(name);
         let meta = match fs::symlink_metadata(&path) {
@@ -77,10 +81,12 @@ impl HostFs {
         }))
     }
 
+    /// The attributes of a host path (symlinks not followed).
     pub fn stat_path(&self, path: &Path) -> Result<Stat, Errno> {
         Ok(stat_of(&fs::symlink_metadata(path)?))
     }
 
+    /// A host directory's entries, `.` and `..` first.
     pub fn readdir(&self, dir: &Path) -> Result<Vec<DirEntry>, Errno> {
         let here = fs::metadata(dir)?;
         let parent_ino = if dir == self.root {
@@ -145,15 +151,18 @@ impl HostFs {
         Ok(options.open(path)?)
     }
 
+    /// Reads a host file at `pos`.
     pub fn read_at(file: &fs::File, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         Ok(file.read_at(buf, pos)?)
     }
 
+    /// Writes a host file at `pos`.
     pub fn write_at(file: &fs::File, pos: u64, data: &[u8]) -> Result<usize, Errno> {
         file.write_all_at(data, pos)?;
         Ok(data.len())
     }
 
+    /// Sets a host path's times (`None` leaves one alone).
     pub fn set_times(path: &Path, atim: Option<u64>, mtim: Option<u64>) -> Result<(), Errno> {
         let meta = fs::symlink_metadata(path)?;
         let a = atim
@@ -167,6 +176,7 @@ impl HostFs {
     }
 }
 
+/// Nanoseconds since the epoch as a `FileTime`.
 pub fn to_filetime(nanos: u64) -> filetime::FileTime {
     filetime::FileTime::from_unix_time(
         (nanos / 1_000_000_000) as i64,

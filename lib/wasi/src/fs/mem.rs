@@ -21,6 +21,7 @@ use super::{DirEntry, Node, Stat};
 use crate::abi::filetype;
 use crate::errno::Errno;
 
+/// The inode of a memory mount's root directory.
 pub const ROOT: u64 = 1;
 
 type Content = Box<dyn VirtualFile + Send + Sync>;
@@ -171,6 +172,7 @@ impl MemFs {
         self.child(dir, name)?.ok_or(Errno::Noent)
     }
 
+    /// The attributes of an inode.
     pub fn stat(&self, ino: u64) -> Result<Stat, Errno> {
         let node = self.node(ino)?;
         let (filetype, size) = match &node.kind {
@@ -190,6 +192,7 @@ impl MemFs {
         })
     }
 
+    /// Whether the inode is a directory.
     pub fn is_dir(&self, ino: u64) -> bool {
         matches!(
             self.inodes.get(&ino).map(|n| &n.kind),
@@ -224,6 +227,7 @@ impl MemFs {
         Ok(ino)
     }
 
+    /// Creates directory `name` in `dir`; returns its inode.
     pub fn mkdir(&mut self, dir: u64, name: &str, now: u64) -> Result<u64, Errno> {
         if self.child(dir, name)?.is_some() {
             return Err(Errno::Exist);
@@ -241,6 +245,7 @@ impl MemFs {
         Ok(ino)
     }
 
+    /// Creates symbolic link `name` in `dir` pointing at `target`.
     pub fn symlink(&mut self, target: &str, dir: u64, name: &str, now: u64) -> Result<(), Errno> {
         if self.child(dir, name)?.is_some() {
             return Err(Errno::Exist);
@@ -251,6 +256,7 @@ impl MemFs {
         Ok(())
     }
 
+    /// The target of symbolic link `name` in `dir`.
     pub fn readlink(&self, dir: u64, name: &str) -> Result<String, Errno> {
         let ino = self.entry_ino(dir, name)?;
         match &self.node(ino)?.kind {
@@ -259,6 +265,7 @@ impl MemFs {
         }
     }
 
+    /// Makes `to` a hard link of `from` (directory inode, name).
     pub fn link(&mut self, from: (u64, &str), to: (u64, &str), now: u64) -> Result<(), Errno> {
         let ino = self.entry_ino(from.0, from.1)?;
         if self.is_dir(ino) {
@@ -318,6 +325,7 @@ impl MemFs {
         }
     }
 
+    /// Removes the empty directory `name` from `dir`.
     pub fn rmdir(&mut self, dir: u64, name: &str, now: u64) -> Result<(), Errno> {
         let ino = self.entry_ino(dir, name)?;
         match &self.node(ino)?.kind {
@@ -353,6 +361,7 @@ impl MemFs {
         }
     }
 
+    /// Renames `from` to `to` (directory inode, name), replacing what POSIX allows.
     pub fn rename(&mut self, from: (u64, &str), to: (u64, &str), now: u64) -> Result<(), Errno> {
         let ino = self.entry_ino(from.0, from.1)?;
         let src_is_dir = self.is_dir(ino);
@@ -386,6 +395,7 @@ impl MemFs {
         Ok(())
     }
 
+    /// A directory's entries, `.` and `..` first.
     pub fn readdir(&self, dir: u64) -> Result<Vec<DirEntry>, Errno> {
         let node = self.node(dir)?;
         let Kind::Dir { entries, parent } = &node.kind else {
@@ -417,6 +427,7 @@ impl MemFs {
         Ok(out)
     }
 
+    /// Sets an inode's times (`None` leaves one alone).
     pub fn set_times(
         &mut self,
         ino: u64,
@@ -483,6 +494,7 @@ impl MemFs {
         Ok(n)
     }
 
+    /// Writes a file at `pos`; returns the bytes written.
     pub fn write_at(&mut self, ino: u64, pos: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
         if !self.replaying && self.offloaded.contains(&ino) {
             let writes = self.live_writes.entry(ino).or_insert(0);
@@ -504,10 +516,12 @@ impl MemFs {
         Ok(data.len())
     }
 
+    /// A file's size.
     pub fn size(&mut self, ino: u64) -> Result<u64, Errno> {
         Ok(self.content(ino)?.size())
     }
 
+    /// Truncates or extends a file.
     pub fn set_len(&mut self, ino: u64, len: u64, now: u64) -> Result<(), Errno> {
         self.content(ino)?.set_len(len).map_err(Errno::from)?;
         let node = self.node_mut(ino)?;

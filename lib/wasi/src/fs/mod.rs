@@ -25,21 +25,32 @@ pub const MAX_SYMLINKS: usize = 32;
 /// Attributes of a file, as `filestat` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
+    /// Device (one per mount).
     pub dev: u64,
+    /// Inode number.
     pub ino: u64,
+    /// WASI `filetype`.
     pub filetype: u8,
+    /// Number of hard links.
     pub nlink: u64,
+    /// The size, in bytes.
     pub size: u64,
+    /// Last access, nanoseconds since the epoch.
     pub atim: u64,
+    /// Last modification, nanoseconds since the epoch.
     pub mtim: u64,
+    /// Last status change, nanoseconds since the epoch.
     pub ctim: u64,
 }
 
 /// One directory entry, for `fd_readdir`.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The entry's name.
     pub name: String,
+    /// Its inode number.
     pub ino: u64,
+    /// Its WASI `filetype`.
     pub filetype: u8,
 }
 
@@ -55,16 +66,22 @@ pub enum DirRef {
 /// An open regular file inside a mount.
 #[derive(Debug)]
 pub enum FileRef {
+    /// An inode of a memory mount.
     Mem(u64),
+    /// A file of a host mount.
     Host(std::fs::File),
 }
 
 /// What a name in a directory is.
 #[derive(Debug, Clone)]
 pub enum Node {
+    /// A directory.
     Dir(DirRef),
+    /// A regular file.
     File,
+    /// A symbolic link and its target.
     Symlink(String),
+    /// Anything else, with its WASI `filetype`.
     Other(u8),
 }
 
@@ -75,12 +92,18 @@ pub enum Target {
     /// through (`.`, `a/..`).
     SelfDir(DirRef),
     /// An entry `name` in `parent` (which may not exist yet).
-    Entry { parent: DirRef, name: String },
+    Entry {
+        /// The directory holding the entry.
+        parent: DirRef,
+        /// The entry's name.
+        name: String,
+    },
 }
 
 /// A resolved path.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// Where the path leads.
     pub target: Target,
     /// The path ended in `/`: the target must be a directory.
     pub must_be_dir: bool,
@@ -88,7 +111,9 @@ pub struct Resolved {
 
 /// What backs a mount.
 pub enum Backend {
+    /// The journaled in-memory tree.
     Mem(MemFs),
+    /// A host directory.
     Host(HostFs),
 }
 
@@ -98,6 +123,7 @@ pub struct Mount {
     pub guest_path: String,
     /// Refuse every change with `ROFS`.
     pub readonly: bool,
+    /// What holds the tree.
     pub backend: Backend,
 }
 
@@ -131,10 +157,12 @@ impl Mount {
         })
     }
 
+    /// Whether the mount is the journaled in-memory kind.
     pub fn is_memory(&self) -> bool {
         matches!(self.backend, Backend::Mem(_))
     }
 
+    /// The in-memory tree, if the mount is one.
     pub fn mem(&mut self) -> Option<&mut MemFs> {
         match &mut self.backend {
             Backend::Mem(m) => Some(m),
@@ -142,6 +170,7 @@ impl Mount {
         }
     }
 
+    /// The mount's root directory.
     pub fn root(&self) -> DirRef {
         match &self.backend {
             Backend::Mem(_) => DirRef::Mem(mem::ROOT),
@@ -149,6 +178,7 @@ impl Mount {
         }
     }
 
+    /// `ROFS` for a read-only mount.
     pub fn check_writable(&self) -> Result<(), Errno> {
         if self.readonly {
             Err(Errno::Rofs)
@@ -157,6 +187,7 @@ impl Mount {
         }
     }
 
+    /// What `name` in `dir` is, if it exists (symlinks are not followed).
     pub fn lookup(&self, dir: &DirRef, name: &str) -> Result<Option<Node>, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.lookup(*ino, name),
@@ -165,6 +196,7 @@ impl Mount {
         }
     }
 
+    /// The attributes of a directory.
     pub fn stat_dir(&self, dir: &DirRef) -> Result<Stat, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.stat(*ino),
@@ -190,6 +222,7 @@ impl Mount {
         Ok(stat)
     }
 
+    /// A directory's entries, `.` and `..` first.
     pub fn readdir(&self, dir: &DirRef) -> Result<Vec<DirEntry>, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.readdir(*ino),
@@ -205,12 +238,14 @@ impl Mount {
         }
     }
 
+    /// Drops a descriptor's hold on a directory.
     pub fn release_dir(&mut self, dir: &DirRef) {
         if let (Backend::Mem(m), DirRef::Mem(ino)) = (&mut self.backend, dir) {
             m.release(*ino);
         }
     }
 
+    /// Drops a descriptor's hold on a file (an unlinked file goes away with its last one).
     pub fn release_file(&mut self, file: &FileRef) {
         if let (Backend::Mem(m), FileRef::Mem(ino)) = (&mut self.backend, file) {
             m.release(*ino);
@@ -316,6 +351,7 @@ impl Mount {
         }
     }
 
+    /// Reads at `pos`; returns the bytes read.
     pub fn read_at(&mut self, file: &FileRef, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         match file {
             FileRef::Host(f) => HostFs::read_at(f, pos, buf),
@@ -326,6 +362,7 @@ impl Mount {
         }
     }
 
+    /// Writes at `pos`, at effect time `now`; returns the bytes written.
     pub fn write_at(
         &mut self,
         file: &FileRef,
@@ -343,6 +380,7 @@ impl Mount {
         }
     }
 
+    /// The file's size.
     pub fn file_size(&mut self, file: &FileRef) -> Result<u64, Errno> {
         match file {
             FileRef::Host(f) => Ok(f.metadata()?.len()),
@@ -353,6 +391,7 @@ impl Mount {
         }
     }
 
+    /// Truncates or extends the file.
     pub fn set_len(&mut self, file: &FileRef, len: u64, now: u64) -> Result<(), Errno> {
         self.check_writable()?;
         match file {
@@ -364,6 +403,7 @@ impl Mount {
         }
     }
 
+    /// The attributes of an open file.
     pub fn file_stat(&mut self, file: &FileRef) -> Result<Stat, Errno> {
         match file {
             FileRef::Host(f) => Ok(host::stat_of(&f.metadata()?)),
@@ -374,6 +414,7 @@ impl Mount {
         }
     }
 
+    /// Sets an open file's times (`None` leaves one alone).
     pub fn file_set_times(
         &mut self,
         file: &FileRef,
@@ -400,6 +441,7 @@ impl Mount {
         }
     }
 
+    /// Flushes a file to its storage.
     pub fn sync(&mut self, file: &FileRef, data_only: bool) -> Result<(), Errno> {
         match file {
             FileRef::Host(f) if data_only => Ok(f.sync_data()?),

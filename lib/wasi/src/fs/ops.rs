@@ -9,18 +9,26 @@ use crate::errno::Errno;
 /// How `path_open` wants to open a path.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenRequest {
+    /// Create the file if it does not exist (`O_CREAT`).
     pub create: bool,
+    /// Fail if it exists (`O_EXCL`).
     pub exclusive: bool,
+    /// Cut it to zero (`O_TRUNC`).
     pub truncate: bool,
+    /// It must be a directory (`O_DIRECTORY`).
     pub directory: bool,
+    /// Open for reading.
     pub read: bool,
+    /// Open for writing.
     pub write: bool,
 }
 
 /// What `open` produced.
 #[derive(Debug)]
 pub enum Opened {
+    /// A regular file.
     File(FileRef),
+    /// A directory.
     Dir(DirRef),
 }
 
@@ -32,6 +40,7 @@ fn entry(resolved: &Resolved) -> Option<(&DirRef, &str)> {
 }
 
 impl Mount {
+    /// Creates the directory a resolved path names.
     pub fn mkdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Exist);
@@ -44,6 +53,7 @@ impl Mount {
         }
     }
 
+    /// Removes the empty directory a resolved path names.
     pub fn rmdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Inval);
@@ -56,6 +66,7 @@ impl Mount {
         }
     }
 
+    /// Removes the non-directory a resolved path names.
     pub fn unlink(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Isdir);
@@ -74,6 +85,7 @@ impl Mount {
         }
     }
 
+    /// Creates a symbolic link at a resolved path.
     pub fn symlink(&mut self, target: &str, resolved: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Exist);
@@ -96,6 +108,7 @@ impl Mount {
         }
     }
 
+    /// The target of the symbolic link a resolved path names.
     pub fn readlink(&self, resolved: &Resolved) -> Result<String, Errno> {
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Inval);
@@ -107,6 +120,7 @@ impl Mount {
         }
     }
 
+    /// Makes a hard link.
     pub fn link(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((from_dir, from_name)) = entry(from) else {
             return Err(Errno::Perm);
@@ -134,6 +148,7 @@ impl Mount {
         }
     }
 
+    /// Renames within the mount.
     pub fn rename(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
         let Some((from_dir, from_name)) = entry(from) else {
             return Err(Errno::Busy);

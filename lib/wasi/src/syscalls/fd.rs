@@ -112,6 +112,7 @@ impl WasiCtx {
         }
     }
 
+    /// `fd_advise`: checks the advice and the descriptor; the advice itself changes nothing.
     pub fn fd_advise(&mut self, fd: u32, _offset: u64, _len: u64, advice: u8) -> SysResult {
         let desc = self.fds.get(fd)?;
         if advice > advice::NOREUSE {
@@ -133,6 +134,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_allocate`: makes sure the file is at least `offset + len` bytes long.
     pub fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> SysResult {
         let now = self.now();
         let desc = self.fds.get(fd)?;
@@ -158,6 +160,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_close`: closes a descriptor.
     pub fn fd_close(&mut self, fd: u32) -> SysResult {
         let desc = self.fds.remove(fd)?;
         self.release(desc.handle);
@@ -184,10 +187,12 @@ impl WasiCtx {
         }
     }
 
+    /// `fd_datasync`: flushes a file's data.
     pub fn fd_datasync(&mut self, fd: u32) -> SysResult {
         self.sync(fd, true)
     }
 
+    /// `fd_sync`: flushes a file's data and metadata.
     pub fn fd_sync(&mut self, fd: u32) -> SysResult {
         self.sync(fd, false)
     }
@@ -203,6 +208,7 @@ impl WasiCtx {
         }
     }
 
+    /// `fd_fdstat_get`: file type, flags and rights of a descriptor.
     pub fn fd_fdstat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
         let desc = self.fds.get(fd)?;
         let mut b = [0u8; layout::FDSTAT_SIZE];
@@ -213,6 +219,7 @@ impl WasiCtx {
         mem.write_bytes(out, &b)
     }
 
+    /// `fd_fdstat_set_flags`: sets a descriptor's `fdflags`.
     pub fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u16) -> SysResult {
         if flags & !fdflags::ALL != 0 {
             return Err(Errno::Inval.into());
@@ -231,6 +238,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_fdstat_set_rights`: narrows a descriptor's rights (never widens them).
     pub fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> SysResult {
         let desc = self.fds.get_mut(fd)?;
         if base & !desc.rights != 0 || inheriting & !desc.inheriting != 0 {
@@ -248,6 +256,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_filestat_get`: the attributes of an open file.
     pub fn fd_filestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
         let desc = self.fds.get(fd)?;
         let stat = match &desc.handle {
@@ -261,6 +270,7 @@ impl WasiCtx {
         write_filestat(mem, out, &stat)
     }
 
+    /// `fd_filestat_set_size`: truncates or extends an open file.
     pub fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> SysResult {
         let now = self.now();
         let desc = self.fds.get(fd)?;
@@ -282,6 +292,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_filestat_set_times`: sets an open file's access and modification times.
     pub fn fd_filestat_set_times(
         &mut self,
         fd: u32,
@@ -316,6 +327,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_pread`: reads at an offset without moving the position.
     pub fn fd_pread(
         &mut self,
         mem: &GuestMemory,
@@ -339,6 +351,7 @@ impl WasiCtx {
         mem.write_u32(nread, n as u32)
     }
 
+    /// `fd_pwrite`: writes at an offset without moving the position.
     pub fn fd_pwrite(
         &mut self,
         mem: &GuestMemory,
@@ -394,6 +407,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_prestat_get`: describes a preopened directory.
     pub fn fd_prestat_get(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
         match &self.fds.get(fd)?.handle {
             Handle::Dir {
@@ -410,6 +424,7 @@ impl WasiCtx {
         }
     }
 
+    /// `fd_prestat_dir_name`: the guest path of a preopened directory.
     pub fn fd_prestat_dir_name(
         &mut self,
         mem: &GuestMemory,
@@ -433,6 +448,7 @@ impl WasiCtx {
         }
     }
 
+    /// `fd_read`: reads into the guest's buffers and moves the position.
     pub fn fd_read(
         &mut self,
         mem: &GuestMemory,
@@ -481,6 +497,7 @@ impl WasiCtx {
         mem.write_u32(nread, n as u32)
     }
 
+    /// `fd_write`: writes the guest's buffers and moves the position.
     pub fn fd_write(
         &mut self,
         mem: &GuestMemory,
@@ -548,6 +565,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_readdir`: directory entries from the cookie on, as many as fit.
     pub fn fd_readdir(
         &mut self,
         mem: &GuestMemory,
@@ -587,6 +605,7 @@ impl WasiCtx {
         mem.write_u32(bufused, out.len() as u32)
     }
 
+    /// `fd_renumber`: moves a descriptor onto another number, closing what was there.
     pub fn fd_renumber(&mut self, from: u32, to: u32) -> SysResult {
         self.fds.get(from)?;
         self.fds.get(to)?;
@@ -606,6 +625,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `fd_seek`: moves the position and returns it.
     pub fn fd_seek(
         &mut self,
         mem: &GuestMemory,
@@ -656,6 +676,7 @@ impl WasiCtx {
         Ok(())
     }
 
+    /// `fd_tell`: the current position.
     pub fn fd_tell(&mut self, mem: &GuestMemory, fd: u32, out: u32) -> SysResult {
         let desc = self.fds.get(fd)?;
         match &desc.handle {

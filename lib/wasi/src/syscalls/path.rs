@@ -16,6 +16,7 @@ fn follow(flags: u32) -> bool {
 }
 
 impl WasiCtx {
+    /// `path_create_directory`: creates a directory.
     pub fn path_create_directory(
         &mut self,
         mem: &GuestMemory,
@@ -35,6 +36,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `path_filestat_get`: the attributes of a path.
     pub fn path_filestat_get(
         &mut self,
         mem: &GuestMemory,
@@ -51,6 +53,7 @@ impl WasiCtx {
         write_filestat(mem, out, &stat)
     }
 
+    /// `path_filestat_set_times`: sets the times of a path.
     #[allow(clippy::too_many_arguments)]
     pub fn path_filestat_set_times(
         &mut self,
@@ -81,6 +84,7 @@ impl WasiCtx {
         }))
     }
 
+    /// `path_link`: makes a hard link.
     #[allow(clippy::too_many_arguments)]
     pub fn path_link(
         &mut self,
@@ -116,6 +120,7 @@ impl WasiCtx {
         }))
     }
 
+    /// `path_open`: opens or creates a file or directory and returns its new descriptor.
     #[allow(clippy::too_many_arguments)]
     pub fn path_open(
         &mut self,
@@ -226,6 +231,7 @@ impl WasiCtx {
         Ok(self.fds.insert(desc)?)
     }
 
+    /// `path_readlink`: the target of a symbolic link.
     pub fn path_readlink(
         &mut self,
         mem: &GuestMemory,
@@ -244,6 +250,7 @@ impl WasiCtx {
         mem.write_u32(bufused, n as u32)
     }
 
+    /// `path_remove_directory`: removes an empty directory.
     pub fn path_remove_directory(
         &mut self,
         mem: &GuestMemory,
@@ -263,6 +270,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `path_rename`: renames a file or directory.
     #[allow(clippy::too_many_arguments)]
     pub fn path_rename(
         &mut self,
@@ -293,6 +301,7 @@ impl WasiCtx {
         }))
     }
 
+    /// `path_symlink`: creates a symbolic link.
     pub fn path_symlink(
         &mut self,
         mem: &GuestMemory,
@@ -316,6 +325,7 @@ impl WasiCtx {
         ))
     }
 
+    /// `path_unlink_file`: removes a name that is not a directory.
     pub fn path_unlink_file(
         &mut self,
         mem: &GuestMemory,

@@ -78,6 +78,7 @@ impl WasiCtx {
             })
     }
 
+    /// `poll_oneoff`: waits for clocks and descriptors, and reports the events.
     pub fn poll_oneoff(
         &mut self,
         mem: &GuestMemory,

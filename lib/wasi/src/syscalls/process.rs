@@ -39,26 +39,31 @@ impl WasiCtx {
         Ok(())
     }
 
+    /// `args_sizes_get`: the number of arguments and the bytes their strings take.
     pub fn args_sizes_get(&mut self, mem: &GuestMemory, argc: u32, buf_size: u32) -> SysResult {
         let (count, bytes) = sizes(&self.args);
         mem.write_u32(argc, count)?;
         mem.write_u32(buf_size, bytes)
     }
 
+    /// `args_get`: writes the argument pointers to `argv` and the strings to `buf`.
     pub fn args_get(&mut self, mem: &GuestMemory, argv: u32, argv_buf: u32) -> SysResult {
         write_strings(mem, &self.args, argv, argv_buf)
     }
 
+    /// `environ_sizes_get`: the number of variables and the bytes their strings take.
     pub fn environ_sizes_get(&mut self, mem: &GuestMemory, count: u32, buf_size: u32) -> SysResult {
         let (n, bytes) = sizes(&self.env);
         mem.write_u32(count, n)?;
         mem.write_u32(buf_size, bytes)
     }
 
+    /// `environ_get`: writes the `KEY=VALUE` pointers and strings.
     pub fn environ_get(&mut self, mem: &GuestMemory, environ: u32, environ_buf: u32) -> SysResult {
         write_strings(mem, &self.env, environ, environ_buf)
     }
 
+    /// `clock_res_get`: the resolution of a clock.
     pub fn clock_res_get(&mut self, mem: &GuestMemory, id: u32, out: u32) -> SysResult {
         match id {
             clockid::REALTIME
@@ -69,6 +74,7 @@ impl WasiCtx {
         }
     }
 
+    /// `clock_time_get`: the time of a clock, in nanoseconds.
     pub fn clock_time_get(
         &mut self,
         mem: &GuestMemory,
@@ -87,6 +93,7 @@ impl WasiCtx {
         mem.write_u64(out, now)
     }
 
+    /// `random_get`: fills a buffer with random bytes.
     pub fn random_get(&mut self, mem: &GuestMemory, buf: u32, len: u32) -> SysResult {
         // Check the whole range first, so that a bad pointer fills nothing.
         mem.check_range(buf, len.into())?;
@@ -101,6 +108,7 @@ impl WasiCtx {
         Ok(())
     }
 
+    /// `proc_exit`: ends the program (journals the exit, then traps with the code).
     pub fn proc_exit(&mut self, code: u32) -> SysResult {
         self.record_exit(code)?;
         let _ = self.stdout.flush();
@@ -124,6 +132,7 @@ impl WasiCtx {
         }
     }
 
+    /// `sched_yield`: yields (a no-op for one thread).
     pub fn sched_yield(&mut self) -> SysResult {
         std::thread::yield_now();
         Ok(())

@@ -12,6 +12,7 @@ use crate::memory::{iovecs_len, GuestMemory};
 use super::fd::MAX_IO;
 
 impl WasiCtx {
+    /// `sock_accept`: accepts a connection on a preopened listener.
     pub fn sock_accept(
         &mut self,
         mem: &GuestMemory,
@@ -38,6 +39,7 @@ impl WasiCtx {
         mem.write_u32(fd_out, new)
     }
 
+    /// `sock_recv`: receives from a socket.
     #[allow(clippy::too_many_arguments)]
     pub fn sock_recv(
         &mut self,
@@ -77,6 +79,7 @@ impl WasiCtx {
         mem.write_u16_flags(oflags, 0)
     }
 
+    /// `sock_send`: sends on a socket.
     pub fn sock_send(
         &mut self,
         mem: &GuestMemory,
@@ -100,6 +103,7 @@ impl WasiCtx {
         mem.write_u32(nwritten, n as u32)
     }
 
+    /// `sock_shutdown`: shuts down one or both directions of a socket.
     pub fn sock_shutdown(&mut self, fd: u32, how: u8) -> SysResult {
         let desc = self.fds.get(fd)?;
         let Handle::Stream(stream) = &desc.handle else {
