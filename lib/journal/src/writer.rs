@@ -55,9 +55,9 @@ pub enum Durability {
 /// journals that hold entries rather than bytes: entry sequence numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordSpan {
-    /// First byte of the region.
+    /// Offset of the record's first byte (its header).
     pub start: u64,
-    /// One past the last byte of the region.
+    /// Offset one past the record's last byte (after its trailer).
     pub end: u64,
 }
 
