@@ -276,9 +276,6 @@ pub enum Trap {
         /// What the journal said.
         source: wasnap_journal::JournalError,
     },
-    /// A bug or an unexpected failure in the host.
-    #[error("host error: {0}")]
-    Host(String),
 }
 
 /// Why a syscall's implementation did not succeed.
