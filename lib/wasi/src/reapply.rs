@@ -31,6 +31,30 @@ use crate::fs::{resolve, FileRef, Resolved};
 /// The realtime clock id, as used in `ClockSetV1` to mark effect times.
 pub const EFFECT_CLOCK: u32 = 0;
 
+/// The entry kinds replay cannot bring back (sockets, pipes, events, epoll,
+/// terminals, directory changes), as one pattern over `JournalEntry` (`E`).
+macro_rules! not_restorable {
+    () => {
+        E::ChangeDirectoryV1(_)
+            | E::CreatePipeV1(_)
+            | E::CreateEventV1(_)
+            | E::EpollCreateV1(_)
+            | E::EpollCtlV1(_)
+            | E::TtySetV1(_)
+            | E::SocketOpenV1(_)
+            | E::SocketBindV1(_)
+            | E::SocketListenV1(_)
+            | E::SocketConnectV1(_)
+            | E::SocketAcceptV1(_)
+            | E::SocketSendV1(_)
+            | E::SocketSendToV1(_)
+            | E::SocketSetOptionV1(_)
+            | E::SocketShutdownV1(_)
+            | E::SocketJoinMulticastV1(_)
+            | E::SocketLeaveMulticastV1(_)
+    };
+}
+
 /// Writes at least this long are served from the journal's mapping.
 pub const ZERO_COPY_MIN: usize = 64 * 1024;
 
@@ -252,24 +276,9 @@ impl Reapplier<'_> {
             | E::ResumedFromSnapshotV1(_) => {}
             // Sockets, pipes, events, epoll, terminals and directory changes
             // cannot be brought back.
-            E::DuplicateFileDescriptorV1(_)
-            | E::ChangeDirectoryV1(_)
-            | E::CreatePipeV1(_)
-            | E::CreateEventV1(_)
-            | E::EpollCreateV1(_)
-            | E::EpollCtlV1(_)
-            | E::TtySetV1(_)
-            | E::SocketOpenV1(_)
-            | E::SocketBindV1(_)
-            | E::SocketListenV1(_)
-            | E::SocketConnectV1(_)
-            | E::SocketAcceptV1(_)
-            | E::SocketSendV1(_)
-            | E::SocketSendToV1(_)
-            | E::SocketSetOptionV1(_)
-            | E::SocketShutdownV1(_)
-            | E::SocketJoinMulticastV1(_)
-            | E::SocketLeaveMulticastV1(_) => self.counts.unsupported_skipped += 1,
+            E::DuplicateFileDescriptorV1(_) | not_restorable!() => {
+                self.counts.unsupported_skipped += 1
+            }
         }
         Ok(())
     }
@@ -497,23 +506,7 @@ fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
         | E::InputReadV1(_)
         | E::PollResultV1(_)
         | E::DuplicateFileDescriptorV1(_)
-        | E::ChangeDirectoryV1(_)
-        | E::CreatePipeV1(_)
-        | E::CreateEventV1(_)
-        | E::EpollCreateV1(_)
-        | E::EpollCtlV1(_)
-        | E::TtySetV1(_)
-        | E::SocketOpenV1(_)
-        | E::SocketBindV1(_)
-        | E::SocketListenV1(_)
-        | E::SocketConnectV1(_)
-        | E::SocketAcceptV1(_)
-        | E::SocketSendV1(_)
-        | E::SocketSendToV1(_)
-        | E::SocketSetOptionV1(_)
-        | E::SocketShutdownV1(_)
-        | E::SocketJoinMulticastV1(_)
-        | E::SocketLeaveMulticastV1(_) => return None,
+        | not_restorable!() => return None,
     })
 }
 
