@@ -24,42 +24,41 @@
 //! // A prepared fixture: it asks for a snapshot after each of 3 steps.
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/wasi/explicit.async.wasm");
 //! let program = Program::load(path.as_ref(), &ModuleCache::disabled())?;
-//! let policy = SnapshotPolicy {
-//!     stop_after: true,
-//!     ..SnapshotPolicy::on([SnapshotTrigger::Explicit])
+//! let explicit = SnapshotPolicy::on([SnapshotTrigger::Explicit]);
+//! // Starts the program on an in-memory journal; returns the process and
+//! // what it will print.
+//! let start = |journal: Journal, policy: SnapshotPolicy| -> Result<_, Box<dyn std::error::Error>> {
+//!     let out = SharedOutput::default();
+//!     let ctx = WasiCtx::builder().args(["explicit", "3"]).stdout(out.clone()).build()?;
+//!     let options = ProcessOptions {
+//!         journal: Some(JournalTarget::Memory(journal)),
+//!         policy,
+//!         ..ProcessOptions::default()
+//!     };
+//!     Ok((Process::start(&program, ctx, options)?, out))
 //! };
 //!
 //! // First process: runs up to its first snapshot and stops.
-//! let first_out = SharedOutput::default();
-//! let ctx = WasiCtx::builder().args(["explicit", "3"]).stdout(first_out.clone()).build()?;
-//! let options = ProcessOptions {
-//!     journal: Some(JournalTarget::Memory(Journal::in_memory())),
-//!     policy: policy.clone(),
-//!     ..ProcessOptions::default()
-//! };
-//! let report = Process::start(&program, ctx, options)?.run()?;
+//! let stop = SnapshotPolicy { stop_after: true, ..explicit.clone() };
+//! let (first, first_out) = start(Journal::in_memory(), stop)?;
+//! let report = first.run()?;
 //! assert_eq!(report.status, ExitStatus::Snapshotted);
 //! let mut journal = report.journal.expect("a journal");
 //! journal.reader().restart()?;
 //! let bytes = journal.reader().buffer().clone();
 //!
 //! // Second process, from the same bytes: resumes after the snapshot.
-//! let second_out = SharedOutput::default();
-//! let ctx = WasiCtx::builder().args(["explicit", "3"]).stdout(second_out.clone()).build()?;
-//! let options = ProcessOptions {
-//!     journal: Some(JournalTarget::Memory(Journal::from_buffer(bytes)?)),
-//!     policy: SnapshotPolicy::on([SnapshotTrigger::Explicit]),
-//!     ..ProcessOptions::default()
-//! };
-//! let process = Process::start(&program, ctx, options)?;
-//! assert!(process.report().resumed.is_some());
-//! assert_eq!(process.run()?.status, ExitStatus::Exited(0));
+//! let (second, second_out) = start(Journal::from_buffer(bytes)?, explicit.clone())?;
+//! assert!(second.report().resumed.is_some());
+//! assert_eq!(second.run()?.status, ExitStatus::Exited(0));
 //!
-//! let output = [first_out.contents(), second_out.contents()].concat();
-//! assert_eq!(
-//!     String::from_utf8(output)?,
-//!     "step 0: 4a0f37d0a0c0a3ad\nstep 1: 0f6bb5e2bb8a4a48\nstep 2: 1bd59e1b63b0b812\nfinished\n"
-//! );
+//! // The same program, uninterrupted.
+//! let (whole, whole_out) = start(Journal::in_memory(), explicit)?;
+//! assert_eq!(whole.run()?.status, ExitStatus::Exited(0));
+//!
+//! let resumed = [first_out.contents(), second_out.contents()].concat();
+//! assert_eq!(resumed, whole_out.contents());
+//! assert!(String::from_utf8(resumed)?.ends_with("finished\n"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
