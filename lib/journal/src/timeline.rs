@@ -262,7 +262,7 @@ mod tests {
             (70, marker()),
         ])
         .unwrap();
-        assert_eq!(t.lost_ranges(), &[11..60]);
+        assert_eq!(t.lost_ranges(), &[Range { start: 11, end: 60 }]);
         assert_eq!(t.last_marker(), Some(70));
         assert!(t.is_live(70) && t.is_live(60) && !t.is_live(40));
     }

@@ -55,7 +55,7 @@ pub enum ProcessError {
     },
     /// A journal could not be replayed.
     #[error(transparent)]
-    Replay(#[from] ReplayError),
+    Replay(Box<ReplayError>),
     /// Journaling could not start.
     #[error("cannot start journaling into {journal}: {source}")]
     Recording {
@@ -87,6 +87,12 @@ pub enum ProcessError {
     /// The Ctrl-C handler could not be installed.
     #[error("cannot install the Ctrl-C handler: {0}")]
     Signal(std::io::Error),
+}
+
+impl From<ReplayError> for ProcessError {
+    fn from(error: ReplayError) -> Self {
+        ProcessError::Replay(Box::new(error))
+    }
 }
 
 impl ProcessError {

@@ -108,7 +108,7 @@ pub enum ReplayError {
         /// The entry kind's name.
         entry: &'static str,
         /// Why.
-        trap: Trap,
+        trap: Box<Trap>,
     },
     /// A snapshot's memory region is malformed.
     #[error(
@@ -178,7 +178,7 @@ pub fn replay(
             journal: journal.clone(),
             offset,
             entry,
-            trap,
+            trap: Box::new(trap),
         },
     };
     while let Some(record) = reader.read_next()? {
