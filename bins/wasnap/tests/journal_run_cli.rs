@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
@@ -214,27 +214,32 @@ fn effects_on_host_mounts_are_left_to_the_host() {
 }
 
 #[test]
-fn kill_9_loses_nothing_acknowledged_and_recording_goes_on() {
+fn kill_9_then_the_same_command_resumes_exactly_and_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("ticks.journal");
     let j = journal.to_str().unwrap();
     let ticker = fixture("ticker.wasm");
+    const N: usize = 60;
+    let n = N.to_string();
     let mut child = wasnap(dir.path())
-        .args(["run", "--journal", j, &ticker, "run", "100000"])
+        .args(["run", "--journal", j, &ticker, "run", &n])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut acked = 0;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        assert_eq!(line, format!("ack {acked}"));
-        acked += 1;
-        if acked == 25 {
-            break;
-        }
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    // Kill it after the 25th acknowledgement.
+    while seen.iter().filter(|&&b| b == b'\n').count() < 25 {
+        assert_eq!(
+            stdout.read(&mut byte).unwrap(),
+            1,
+            "the program ended early"
+        );
+        seen.push(byte[0]);
     }
     child.kill().unwrap(); // SIGKILL
+    stdout.read_to_end(&mut seen).unwrap();
     child.wait().unwrap();
     // A torn tail, as if the kill had landed in the middle of a record.
     let mut file = std::fs::OpenOptions::new()
@@ -245,14 +250,26 @@ fn kill_9_loses_nothing_acknowledged_and_recording_goes_on() {
         .unwrap();
     drop(file);
 
+    // The same command resumes the killed run: what it prints completes what
+    // was printed, with no line twice and none missing.
+    let resumed = run(dir.path(), &["--journal", j, &ticker, "run", &n]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    let mut expected: String = (0..N).map(|i| format!("ack {i}\n")).collect();
+    expected.push_str(&format!("all {N} files checked, 0 bad\n"));
+    let whole = [seen, resumed.stdout].concat();
+    assert_eq!(text(&whole), expected);
+
+    // The run has exited: the next command starts afresh over its files.
     let check = run(dir.path(), &["--journal", j, &ticker, "check"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stderr).contains("starting it afresh"),
+        "{}",
+        text(&check.stderr)
+    );
     let out = text(&check.stdout);
     let files: usize = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(
-        files >= acked,
-        "{files} files came back, {acked} were acknowledged: {out}"
-    );
+    assert_eq!(files, N, "{out}");
     assert!(out.ends_with("bad 0 earlier checks 0\n"), "{out}");
     // The torn tail was cut off and the check run's own effects recorded.
     let again = run(dir.path(), &["--journal", j, &ticker, "check"]);

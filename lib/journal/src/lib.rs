@@ -40,6 +40,7 @@ mod format;
 mod journal;
 pub mod memory;
 mod reader;
+pub mod start;
 pub mod state;
 mod store;
 pub mod timeline;

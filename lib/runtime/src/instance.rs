@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use wasnap_journal::{JournalEntry, JournalWriter, ThreadStateV1};
+use wasnap_journal::{FileDescriptorSeekV1, JournalEntry, JournalWriter, ThreadStateV1};
+use wasnap_wasi::fd::Handle;
 use wasnap_wasi::{ExitStatus, WasiInstance};
 
 use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
@@ -46,8 +47,27 @@ fn take_snapshot(
     let now = instance.ctx_mut().realtime();
     // The control lives in the store's data; take it out to use the store.
     let mut control = std::mem::take(instance.points_mut());
+    // Every file descriptor's position belongs to the snapshot: reads move
+    // positions without journal records of their own.
+    let positions: Vec<JournalEntry<'static>> = instance
+        .ctx()
+        .fds()
+        .iter()
+        .filter_map(|(fd, desc)| match &desc.handle {
+            Handle::File { pos, .. } => Some(
+                FileDescriptorSeekV1 {
+                    fd,
+                    offset: i64::try_from(*pos).unwrap_or(i64::MAX),
+                    whence: 0,
+                }
+                .into(),
+            ),
+            _ => None,
+        })
+        .collect();
     let outcome = (|| {
-        let (buf, entries) = control.capture(&mut instance.store, now)?;
+        let (buf, captured) = control.capture(&mut instance.store, now)?;
+        let entries = positions.into_iter().chain(captured).collect::<Vec<_>>();
         let writer = writer.ok_or(SnapshotError::NoJournal)?;
         let journal_before = writer.end_offset();
         let mut regions = 0;

@@ -73,6 +73,7 @@ mod program;
 pub mod recorder;
 pub mod replay;
 pub mod snapshot;
+pub mod tail;
 
 pub use error::ProcessError;
 pub use instance::Instance;

@@ -20,8 +20,10 @@ use crate::instance::{self, Instance};
 use crate::policy::SnapshotPolicy;
 use crate::program::Program;
 use crate::recorder::JournalRecorder;
-use crate::replay::{replay, ReplayOptions, ReplaySummary, ResumePoint};
-use crate::snapshot::{SnapshotControl, SnapshotStats};
+use crate::replay::{replay_history, ReplayOptions, ReplaySummary};
+use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
+use crate::tail::TailReplayer;
+use wasnap_journal::start::StartPoint;
 
 /// The journal a process records into (and resumes from).
 #[derive(Debug)]
@@ -68,11 +70,15 @@ pub struct Resumed {
 }
 
 /// What starting a process did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StartReport {
     /// One summary per journal replayed (bases first), including journals
     /// that held nothing.
     pub replays: Vec<ReplaySummary>,
+    /// Where the run starts (see [`StartPoint`]).
+    pub start: StartPoint,
+    /// Records the program re-executes before it goes live.
+    pub tail_records: u64,
     /// The snapshot the process resumed from, if any.
     pub resumed: Option<Resumed>,
 }
@@ -156,45 +162,84 @@ impl Process {
                 return Err(ProcessError::NotPrepared { module: name });
             }
         }
+        // One history: the read-only bases, then the process's own journal.
+        let mut readers = options
+            .bases
+            .iter()
+            .map(open_base)
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = match options.journal {
+            None => None,
+            Some(target) => {
+                let (writer, reader) = open_target(target)?.split();
+                readers.push(reader);
+                Some(writer)
+            }
+        };
         let replay_options = ReplayOptions {
             replay_stdio: options.replay_stdio,
             force: options.force,
             module_hash: Some(program.hash()),
-            resume: false,
+            resume: true,
         };
-        let mut report = StartReport::default();
-        for base in &options.bases {
-            let mut reader = open_base(base)?;
-            report
-                .replays
-                .push(replay(&mut ctx, &mut reader, &replay_options)?);
-        }
-        let mut resume_point: Option<ResumePoint> = None;
-        let journal = match options.journal {
-            None => None,
-            Some(target) => {
-                let (writer, mut reader) = open_target(target)?.split();
-                let resume_options = ReplayOptions {
-                    resume: true,
-                    ..replay_options
-                };
-                let mut summary = replay(&mut ctx, &mut reader, &resume_options)?;
-                resume_point = summary.resume.take();
-                report.replays.push(summary);
+        let history = replay_history(&mut ctx, &mut readers, &replay_options)?;
+        let mut report = StartReport {
+            replays: history.summaries,
+            start: history.start.clone(),
+            tail_records: history.tail.len() as u64,
+            resumed: None,
+        };
+        let recording_failed = |writer: &JournalWriter, source| ProcessError::Recording {
+            journal: writer.name().to_owned(),
+            source,
+        };
+        match (&history.start, &writer) {
+            (StartPoint::FromStart { .. } | StartPoint::FromSnapshot { .. }, _) => {
+                // The run goes on: it re-executes its tail against the
+                // journal, then records behind it. Re-executed from `_start`,
+                // it sees the arguments and environment it started with;
+                // resumed from a snapshot, it had read its arguments already,
+                // and reads the environment of the command that resumes it
+                // (what `--snapshot-on first-environ` is for).
+                if let StartPoint::FromStart {
+                    environment: Some((args, env)),
+                    ..
+                } = &history.start
+                {
+                    ctx.set_environment(args.clone(), env.clone());
+                }
+                let live = writer.clone().map(JournalRecorder::continuing);
+                ctx.set_recorder(Box::new(TailReplayer::new(history.tail, live)));
+            }
+            (StartPoint::Fresh | StartPoint::Afresh { .. }, Some(writer)) => {
                 let recorder = JournalRecorder::start(
                     writer.clone(),
                     program.hash(),
                     ctx.args(),
                     ctx.env(),
-                    resume_point.as_ref().map(|p| p.marker_offset),
+                    None,
                 )
-                .map_err(|source| ProcessError::Recording {
-                    journal: writer.name().to_owned(),
-                    source,
-                })?;
+                .map_err(|source| recording_failed(writer, source))?;
                 ctx.set_recorder(Box::new(recorder));
-                Some((writer, reader))
             }
+            (StartPoint::Fresh | StartPoint::Afresh { .. }, None) => {}
+        }
+        // The process's own journal was read last.
+        let journal = match writer {
+            Some(writer) => readers.pop().map(|reader| (writer, reader)),
+            None => None,
+        };
+        let resume_point = match (&history.start, history.resume) {
+            (StartPoint::FromSnapshot { marker, .. }, None) => {
+                return Err(ProcessError::Restore {
+                    module: name,
+                    source: SnapshotError::Mismatch(format!(
+                        "the snapshot at offset {} has no thread state before its marker",
+                        marker.offset
+                    )),
+                })
+            }
+            (_, point) => point,
         };
         let store = wasmer::Store::new(program.engine().clone());
         let mut instance =

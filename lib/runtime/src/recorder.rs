@@ -50,6 +50,20 @@ impl JournalRecorder {
         Ok(recorder)
     }
 
+    /// Records into `writer` for a run that continues where the journal
+    /// ends (a resumed run: its start is already journaled).
+    pub fn continuing(writer: JournalWriter) -> JournalRecorder {
+        JournalRecorder {
+            writer,
+            last_time: None,
+        }
+    }
+
+    /// The journal written to.
+    pub fn writer(&self) -> &JournalWriter {
+        &self.writer
+    }
+
     fn fail(&self, source: wasnap_journal::JournalError) -> Trap {
         Trap::Journal {
             journal: self.writer.name().to_owned(),

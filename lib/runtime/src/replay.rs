@@ -1,12 +1,18 @@
-//! Replay: read a journal, follow its live timeline
-//! ([`wasnap_journal::timeline`]), hand every live effect to the host's
-//! [`Reapplier`], check the module's identity, and — when resuming —
-//! collect the memory and thread state of the last live snapshot.
+//! Replay: read a history (read-only base journals, then the process's own
+//! journal), follow each journal's live timeline
+//! ([`wasnap_journal::timeline`]), decide where the next run starts
+//! ([`wasnap_journal::start`]), hand every live effect before that point to
+//! the host's [`Reapplier`], and collect what a resume needs: the memory
+//! and thread state of the snapshot it restores, and the tail it
+//! re-executes.
 
 use wasnap_journal::memory::{MemoryError, MemoryImage};
+use wasnap_journal::start::{Position, StartPlanner, StartPoint};
 use wasnap_journal::timeline::{Timeline, TimelineBuilder, UnknownSnapshot};
 use wasnap_journal::{JournalEntry, JournalReader, ReadError, ThreadStateV1};
 use wasnap_wasi::{Errno, Reapplier, SysError, Trap, WasiCtx};
+
+use crate::tail::TailRecord;
 
 /// How to replay.
 #[derive(Debug, Clone, Default)]
@@ -17,8 +23,8 @@ pub struct ReplayOptions {
     pub force: bool,
     /// SHA-256 of the module about to run, checked against `InitModuleV1`.
     pub module_hash: Option<[u8; 32]>,
-    /// Stop at the last complete snapshot of the live timeline and collect
-    /// what resuming from it needs (memory, thread state).
+    /// Stop where the next run starts (see [`StartPoint`]) and collect what
+    /// resuming needs; otherwise re-apply every live record.
     pub resume: bool,
 }
 
@@ -55,8 +61,23 @@ pub struct ReplaySummary {
     /// Descriptors on host mounts that could not be reopened.
     pub warnings: Vec<String>,
     /// With [`ReplayOptions::resume`]: the snapshot to resume from, if the
-    /// journal has a complete one.
+    /// journal has a complete one and the run that took it did not exit.
     pub resume: Option<ResumePoint>,
+}
+
+/// What replaying a whole history found.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// One summary per journal, in order.
+    pub summaries: Vec<ReplaySummary>,
+    /// Where the next run starts.
+    pub start: StartPoint,
+    /// With [`ReplayOptions::resume`] and a snapshot to resume from: its
+    /// memory and thread state.
+    pub resume: Option<ResumePoint>,
+    /// With [`ReplayOptions::resume`] and a run to resume: the live records
+    /// after the start point, which the program re-executes.
+    pub tail: Vec<TailRecord>,
 }
 
 /// Why a journal cannot be replayed.
@@ -128,36 +149,129 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The live timeline of the journal behind `reader` (one pass; the reader
-/// is rewound afterwards).
-fn timeline_of(reader: &mut JournalReader) -> Result<Timeline, ReplayError> {
-    let mut builder = TimelineBuilder::default();
-    reader.rewind();
-    while let Some(record) = reader.read_next()? {
-        builder
-            .observe(record.start, &record.entry)
-            .map_err(|source| ReplayError::Timeline {
-                journal: reader.name().to_owned(),
-                source,
-            })?;
+/// One pass over every journal: each one's live timeline, and where the
+/// next run starts. Every run's module is checked against `module_hash`.
+fn plan(
+    readers: &mut [JournalReader],
+    options: &ReplayOptions,
+) -> Result<(Vec<Timeline>, StartPoint), ReplayError> {
+    let mut planner = StartPlanner::new();
+    let mut timelines = Vec::with_capacity(readers.len());
+    for (journal, reader) in readers.iter_mut().enumerate() {
+        let name = reader.name().to_owned();
+        let mut builder = TimelineBuilder::default();
+        reader.rewind();
+        while let Some(record) = reader.read_next()? {
+            builder
+                .observe(record.start, &record.entry)
+                .map_err(|source| ReplayError::Timeline {
+                    journal: name.clone(),
+                    source,
+                })?;
+            let resumed_marker = match &record.entry {
+                JournalEntry::ResumedFromSnapshotV1(r) => Some(Position {
+                    journal,
+                    offset: r.snapshot_offset,
+                }),
+                JournalEntry::InitModuleV1(init) => {
+                    if let (Some(running), false) = (options.module_hash, options.force) {
+                        if running != init.wasm_hash {
+                            return Err(ReplayError::ModuleMismatch {
+                                journal: name.clone(),
+                                recorded: hex(&init.wasm_hash),
+                                running: hex(&running),
+                            });
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            };
+            let position = Position {
+                journal,
+                offset: record.start,
+            };
+            planner.observe(position, &record.entry, resumed_marker);
+        }
+        reader.rewind();
+        timelines.push(builder.finish());
     }
-    reader.rewind();
-    Ok(builder.finish())
+    Ok((timelines, planner.finish()))
 }
 
-/// Replays every live record of `reader` into `ctx`.
-pub fn replay(
+/// What to do with one journal's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Re-apply every live record.
+    Everything,
+    /// Re-apply records before `offset`; the rest is the tail.
+    Before(u64),
+    /// Re-apply records before the marker at `offset`, collecting the
+    /// snapshot's memory and thread state; records after it are the tail.
+    AtMarker(u64),
+    /// Every live record is the tail.
+    Nothing,
+}
+
+/// Replays a history into `ctx`: read-only bases first, the process's own
+/// journal last.
+pub fn replay_history(
     ctx: &mut WasiCtx,
-    reader: &mut JournalReader,
+    readers: &mut [JournalReader],
     options: &ReplayOptions,
-) -> Result<ReplaySummary, ReplayError> {
-    let journal = reader.name().to_owned();
-    let timeline = timeline_of(reader)?;
-    let stop_at = if options.resume {
-        timeline.last_marker()
+) -> Result<History, ReplayError> {
+    let (timelines, start) = plan(readers, options)?;
+    let tail_from = if options.resume {
+        start.tail_from()
     } else {
         None
     };
+    let mut history = History {
+        summaries: Vec::new(),
+        start: start.clone(),
+        resume: None,
+        tail: Vec::new(),
+    };
+    let mut image = MemoryImage::new();
+    let mut thread = None;
+    for (journal, (reader, timeline)) in readers.iter_mut().zip(&timelines).enumerate() {
+        let cut = match (tail_from, &start) {
+            (None, _) => Cut::Everything,
+            (Some(p), _) if journal < p.journal => Cut::Everything,
+            (Some(p), StartPoint::FromSnapshot { .. }) if journal == p.journal => {
+                Cut::AtMarker(p.offset)
+            }
+            (Some(p), _) if journal == p.journal => Cut::Before(p.offset),
+            (Some(_), _) => Cut::Nothing,
+        };
+        let summary = replay_journal(
+            ctx,
+            reader,
+            timeline,
+            cut,
+            options,
+            &mut image,
+            &mut thread,
+            &mut history,
+        )?;
+        history.summaries.push(summary);
+    }
+    Ok(history)
+}
+
+/// Replays one journal of a history (see [`replay_history`]).
+#[allow(clippy::too_many_arguments)]
+fn replay_journal(
+    ctx: &mut WasiCtx,
+    reader: &mut JournalReader,
+    timeline: &Timeline,
+    cut: Cut,
+    options: &ReplayOptions,
+    image: &mut MemoryImage,
+    thread: &mut Option<ThreadStateV1<'static>>,
+    history: &mut History,
+) -> Result<ReplaySummary, ReplayError> {
+    let journal = reader.name().to_owned();
     let mapping = reader.buffer().clone();
     let mut summary = ReplaySummary {
         journal: journal.clone(),
@@ -165,8 +279,6 @@ pub fn replay(
         ..ReplaySummary::default()
     };
     let mut reapplier = Reapplier::new(ctx, Some(&mapping), options.replay_stdio);
-    let mut image = MemoryImage::new();
-    let mut thread = None;
     let failed = |offset: u64, entry: &'static str, error: SysError| match error {
         SysError::Errno(errno) => ReplayError::Apply {
             journal: journal.clone(),
@@ -181,55 +293,54 @@ pub fn replay(
             trap: Box::new(trap),
         },
     };
+    reader.rewind();
     while let Some(record) = reader.read_next()? {
         let offset = record.start;
         if !timeline.is_live(offset) {
             continue;
         }
+        let in_tail = match cut {
+            Cut::Everything => false,
+            Cut::Before(at) => offset >= at,
+            Cut::AtMarker(at) => offset > at,
+            Cut::Nothing => true,
+        };
+        if in_tail {
+            history.tail.push(TailRecord {
+                journal: journal.clone(),
+                offset,
+                entry: record.entry.into_owned(),
+            });
+            continue;
+        }
         summary.records += 1;
         let entry = record.entry;
-        if stop_at.is_some() {
-            match &entry {
-                JournalEntry::UpdateMemoryRegionV1(region) => {
-                    image.apply(region).map_err(|source| ReplayError::Memory {
-                        journal: journal.clone(),
-                        offset,
-                        source,
-                    })?;
-                    continue;
-                }
-                JournalEntry::ThreadStateV1(t) => {
-                    thread = Some(wasnap_journal::field::IntoOwned::into_owned(t.clone()));
-                    continue;
-                }
-                JournalEntry::SnapshotV1(_) if Some(offset) == stop_at => {
-                    if let Some(thread) = thread.take() {
-                        summary.resume = Some(ResumePoint {
-                            marker_offset: offset,
-                            memory: std::mem::take(&mut image).into_bytes(),
-                            thread,
-                        });
-                    }
-                    break;
-                }
-                _ => {}
+        match &entry {
+            JournalEntry::UpdateMemoryRegionV1(region) => {
+                image.apply(region).map_err(|source| ReplayError::Memory {
+                    journal: journal.clone(),
+                    offset,
+                    source,
+                })?;
             }
+            JournalEntry::ThreadStateV1(t) => {
+                *thread = Some(wasnap_journal::field::IntoOwned::into_owned(t.clone()));
+            }
+            JournalEntry::SnapshotV1(_) if cut == Cut::AtMarker(offset) => {
+                if let Some(thread) = thread.take() {
+                    history.resume = Some(ResumePoint {
+                        marker_offset: offset,
+                        memory: std::mem::take(image).into_bytes(),
+                        thread,
+                    });
+                }
+            }
+            JournalEntry::InitModuleV1(_) => summary.runs += 1,
+            _ => {}
         }
         reapplier
             .apply(&entry)
             .map_err(|error| failed(offset, entry.kind().name(), error))?;
-        if let JournalEntry::InitModuleV1(init) = &entry {
-            summary.runs += 1;
-            if let (Some(running), false) = (options.module_hash, options.force) {
-                if running != init.wasm_hash {
-                    return Err(ReplayError::ModuleMismatch {
-                        journal: journal.clone(),
-                        recorded: hex(&init.wasm_hash),
-                        running: hex(&running),
-                    });
-                }
-            }
-        }
     }
     let counts = reapplier
         .finish()
@@ -239,5 +350,19 @@ pub fn replay(
     summary.host_effects_skipped = counts.host_effects_skipped;
     summary.unsupported_skipped = counts.unsupported_skipped;
     summary.warnings = counts.warnings;
+    Ok(summary)
+}
+
+/// Replays one journal into `ctx` (see [`replay_history`]); with
+/// [`ReplayOptions::resume`], the summary carries the snapshot to resume
+/// from, if there is one.
+pub fn replay(
+    ctx: &mut WasiCtx,
+    reader: &mut JournalReader,
+    options: &ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
+    let mut history = replay_history(ctx, std::slice::from_mut(reader), options)?;
+    let mut summary = history.summaries.pop().unwrap_or_default();
+    summary.resume = history.resume;
     Ok(summary)
 }

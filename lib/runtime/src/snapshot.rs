@@ -482,6 +482,9 @@ impl SnapshotPoints for SnapshotControl {
             return Ok(false);
         }
         let fire = match self.phase {
+            // No snapshot while the program re-executes its journal: the
+            // journal already holds what follows.
+            Phase::Normal if ctx.replaying() => return Ok(false),
             Phase::Normal => {
                 let fire = self.due(point.name, point.reads_stdin, point.waits_on_stdin, || {
                     ctx.stdin_ready()
@@ -496,10 +499,14 @@ impl SnapshotPoints for SnapshotControl {
         Ok(self.point(store, fire)?)
     }
 
-    fn explicit(&mut self, store: &mut StoreMut<'_>) -> Result<u16, PointError> {
+    fn explicit(&mut self, store: &mut StoreMut<'_>, ctx: &mut WasiCtx) -> Result<u16, PointError> {
         let rewinding = self.phase == Phase::Rewinding;
         if !rewinding && (!self.armed.explicit || self.asyncify.is_none()) {
             return Ok(Errno::Notsup as u16);
+        }
+        if !rewinding && ctx.replaying() {
+            // Taken when the journal was written; not again.
+            return Ok(0);
         }
         let fire = (!rewinding).then_some(SnapshotTrigger::Explicit);
         self.point(store, fire)?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::abi::rights;
 use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
-use crate::effects::EffectRecorder;
+use crate::effects::{EffectRecorder, InputRequest};
 use crate::errno::SysResult;
 use crate::fd::{Descriptor, FdTable, Handle};
 use crate::fs::{mem::MemFs, DirRef, Mount};
@@ -32,6 +32,9 @@ pub struct WasiCtx {
     effect_time: u64,
     /// During replay: the recorded effect time, used instead of the clock.
     pub(crate) time_override: Option<u64>,
+    /// Whether the host mounts were last told that history is re-executed
+    /// (their effects are then not performed again).
+    host_effects_suppressed: bool,
 }
 
 impl WasiCtx {
@@ -92,7 +95,12 @@ impl WasiCtx {
     /// The effect time: real time in whole milliseconds, for file times. It
     /// is what the journal records, so replay reproduces file times exactly.
     pub fn now(&mut self) -> u64 {
-        let t = match self.time_override {
+        let replayed = match (&mut self.recorder, self.time_override) {
+            (_, Some(t)) => Some(t),
+            (Some(recorder), None) => recorder.replay_time(),
+            (None, None) => None,
+        };
+        let t = match replayed {
             Some(t) => t,
             None => self.clock.realtime() / 1_000_000 * 1_000_000,
         };
@@ -120,6 +128,61 @@ impl WasiCtx {
     /// Whether effects are being journaled.
     pub fn recording(&self) -> bool {
         self.recorder.is_some()
+    }
+
+    /// Whether the program is re-executing journaled history (see
+    /// [`crate::effects`]). Called at every syscall: it also tells the host
+    /// mounts whether to perform their effects.
+    pub fn replaying(&mut self) -> bool {
+        let replaying = match &mut self.recorder {
+            Some(recorder) => recorder.replaying(),
+            None => false,
+        };
+        if replaying != self.host_effects_suppressed {
+            self.host_effects_suppressed = replaying;
+            for mount in &mut self.mounts {
+                mount.suppress_host_effects = replaying;
+            }
+        }
+        replaying
+    }
+
+    /// An input the program receives: while replaying, the journaled one;
+    /// otherwise `live` produces it and it is recorded.
+    pub(crate) fn input(
+        &mut self,
+        request: InputRequest,
+        live: impl FnOnce(&mut Self) -> SysResult<JournalEntry<'static>>,
+    ) -> SysResult<JournalEntry<'static>> {
+        if self.replaying() {
+            if let Some(recorder) = &mut self.recorder {
+                return Ok(recorder.replay_input(request)?);
+            }
+        }
+        let entry = live(self)?;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record_untimed(entry.reborrow())?;
+        }
+        Ok(entry)
+    }
+
+    /// While replaying: checks an effect that leaves the process (not
+    /// performed again); returns the journaled record.
+    pub(crate) fn replay_external(
+        &mut self,
+        made: JournalEntry<'_>,
+    ) -> SysResult<JournalEntry<'static>> {
+        match &mut self.recorder {
+            Some(recorder) => Ok(recorder.replay_external(made)?),
+            None => Err(crate::errno::Errno::Notsup.into()),
+        }
+    }
+
+    /// Replaces the arguments and environment (a resumed run sees the ones
+    /// its journal recorded, not the new command line's).
+    pub fn set_environment(&mut self, args: Vec<String>, env: Vec<String>) {
+        self.args = args;
+        self.env = env;
     }
 }
 
@@ -409,6 +472,7 @@ impl WasiCtxBuilder {
             recorder: None,
             effect_time: now,
             time_override: None,
+            host_effects_suppressed: false,
         })
     }
 }

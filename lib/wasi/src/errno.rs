@@ -267,6 +267,9 @@ pub enum Trap {
     /// The module does not export a memory called `memory`.
     #[error("the module exports no memory named `memory`")]
     NoMemory,
+    /// A resumed program did something other than what its journal holds.
+    #[error(transparent)]
+    Divergence(Box<crate::effects::Divergence>),
     /// The journal could not be written: running on without recording
     /// would lose data silently.
     #[error("cannot write the journal {journal}: {source}")]

@@ -44,6 +44,10 @@ fn call<P: SnapshotPoints>(
         return Err(RuntimeError::user(Box::new(Trap::NoMemory)));
     };
     let view = memory.view(&store);
+    if data.ctx.recording() {
+        // Tells the host mounts whether this call re-executes history.
+        data.ctx.replaying();
+    }
     finish(name, syscall(&mut data.ctx, &GuestMemory::new(view)))
 }
 
@@ -172,7 +176,7 @@ fn explicit_snapshot<P: SnapshotPoints>(
     mut env: FunctionEnvMut<WasiEnv<P>>,
 ) -> Result<i32, RuntimeError> {
     let (data, mut store) = env.data_and_store_mut();
-    match data.points.explicit(&mut store) {
+    match data.points.explicit(&mut store, &mut data.ctx) {
         Ok(errno) => Ok(i32::from(errno)),
         Err(e) => Err(RuntimeError::user(e)),
     }

@@ -28,6 +28,9 @@ pub enum ExitStatus {
     },
     /// A snapshot was taken and the run stopped there on purpose.
     Snapshotted,
+    /// A resumed program did something other than its journal holds; it
+    /// was stopped there.
+    Diverged(Box<crate::effects::Divergence>),
 }
 
 impl ExitStatus {
@@ -39,9 +42,13 @@ impl ExitStatus {
             // As a native program that aborts (128 + SIGABRT).
             ExitStatus::Trapped { .. } => 134,
             ExitStatus::Snapshotted => 0,
+            ExitStatus::Diverged(_) => DIVERGED_EXIT,
         }
     }
 }
+
+/// The exit code of a run stopped by a [`crate::effects::Divergence`].
+pub const DIVERGED_EXIT: i32 = 3;
 
 /// Why a module cannot be instantiated or run.
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +232,7 @@ fn status_of_trap(error: RuntimeError) -> ExitStatus {
     match error.downcast::<Trap>() {
         Ok(Trap::Exit(code)) => ExitStatus::Exited(code),
         Ok(Trap::Signal(sig)) => ExitStatus::Signaled(sig),
+        Ok(Trap::Divergence(divergence)) => ExitStatus::Diverged(divergence),
         Ok(other) => ExitStatus::Trapped {
             message: other.to_string(),
             backtrace,

@@ -66,7 +66,7 @@ pub trait SnapshotPoints: Send + 'static {
     /// The guest asked for a snapshot (`wasnap.snapshot` or WASIX's
     /// `proc_snapshot`). Returns the errno to give back once done: `0` when
     /// taken, [`Errno::Notsup`] when snapshots are not armed.
-    fn explicit(&mut self, store: &mut StoreMut<'_>) -> Result<u16, PointError>;
+    fn explicit(&mut self, store: &mut StoreMut<'_>, ctx: &mut WasiCtx) -> Result<u16, PointError>;
 }
 
 /// A host without snapshots: every snapshot point is an ordinary call, and
@@ -90,7 +90,7 @@ impl SnapshotPoints for NoSnapshots {
         Ok(false)
     }
 
-    fn explicit(&mut self, _: &mut StoreMut<'_>) -> Result<u16, PointError> {
+    fn explicit(&mut self, _: &mut StoreMut<'_>, _: &mut WasiCtx) -> Result<u16, PointError> {
         Ok(Errno::Notsup as u16)
     }
 }

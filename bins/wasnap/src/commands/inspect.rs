@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde_json::json;
+use wasnap_journal::start::{Position, StartPlanner, StartPoint};
 use wasnap_journal::timeline::{Timeline, TimelineBuilder, UnknownSnapshot};
 use wasnap_journal::{EntryKind, JournalEntry, ReadError, SnapshotTrigger};
 
@@ -32,6 +33,9 @@ struct Summary {
     error: Option<ReadError>,
     /// The live timeline, or the resume that names no snapshot.
     timeline: Result<Timeline, UnknownSnapshot>,
+    /// Where `wasnap run --journal` would start, and the records it would
+    /// re-execute.
+    start: (StartPoint, u64),
 }
 
 impl Default for Summary {
@@ -46,6 +50,7 @@ impl Default for Summary {
             file_len: 0,
             error: None,
             timeline: Ok(Timeline::default()),
+            start: (StartPoint::Fresh, 0),
         }
     }
 }
@@ -61,6 +66,7 @@ fn scan(
         ..Summary::default()
     };
     let mut timeline = Ok(TimelineBuilder::default());
+    let mut planner = StartPlanner::new();
     loop {
         match reader.read_next() {
             Ok(Some(record)) => {
@@ -70,6 +76,12 @@ fn scan(
                         timeline = Err(e);
                     }
                 }
+                let at = |offset| Position { journal: 0, offset };
+                let resumed = match &record.entry {
+                    JournalEntry::ResumedFromSnapshotV1(r) => Some(at(r.snapshot_offset)),
+                    _ => None,
+                };
+                planner.observe(at(record.start), &record.entry, resumed);
                 let tally = summary.per_kind.entry(record.entry.kind()).or_default();
                 tally.entries += 1;
                 tally.bytes += record.end - record.start;
@@ -101,7 +113,42 @@ fn scan(
     summary.version = reader.format_version();
     summary.valid_end = reader.position();
     summary.timeline = timeline.map(TimelineBuilder::finish);
+    summary.start = (planner.finish(), planner.tail_records());
     Ok(summary)
+}
+
+/// Where the next `wasnap run --journal` starts, in words.
+fn next_run_text((start, tail): &(StartPoint, u64)) -> String {
+    match start {
+        StartPoint::Fresh => "starts the program fresh (no run recorded)".to_owned(),
+        StartPoint::Afresh { exit_code } => format!(
+            "starts the program afresh over the restored files (the last run exited with {exit_code})"
+        ),
+        StartPoint::FromStart { run, .. } => format!(
+            "resumes the unfinished run that starts at offset {}: re-executes {tail} records from `_start`",
+            run.offset
+        ),
+        StartPoint::FromSnapshot { marker, .. } => format!(
+            "resumes from the snapshot at offset {}, then re-executes {tail} records",
+            marker.offset
+        ),
+    }
+}
+
+/// Where the next `wasnap run --journal` starts, as JSON.
+fn next_run_json((start, tail): &(StartPoint, u64)) -> serde_json::Value {
+    match start {
+        StartPoint::Fresh => json!({ "start": "fresh" }),
+        StartPoint::Afresh { exit_code } => {
+            json!({ "start": "afresh", "last_exit_code": exit_code })
+        }
+        StartPoint::FromStart { run, .. } => json!({
+            "start": "resume", "run_offset": run.offset, "snapshot_offset": null, "records_to_replay": tail
+        }),
+        StartPoint::FromSnapshot { run, marker, .. } => json!({
+            "start": "resume", "run_offset": run.offset, "snapshot_offset": marker.offset, "records_to_replay": tail
+        }),
+    }
 }
 
 /// `wasnap journal inspect PATH [--entries] [--json]`.
@@ -142,6 +189,7 @@ pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
                 "offset": offset, "trigger": trigger, "since_epoch_ns": ns
             })).collect::<Vec<_>>(),
             "error": summary.error.as_ref().map(|e| json!({ "offset": e.offset, "message": e.kind.to_string() })),
+            "next_run": next_run_json(&summary.start),
             "timeline": match &summary.timeline {
                 Ok(t) => json!({
                     "lost_records": t.lost_records(),
@@ -206,12 +254,10 @@ pub fn inspect(path: &Path, entries: bool, json: bool) -> Result<u8> {
                         t.lost_records()
                     )?;
                 }
-                if let Some(marker) = t.last_marker() {
-                    writeln!(out, "resume point    the snapshot at offset {marker}")?;
-                }
             }
             Err(e) => writeln!(out, "\ntimeline        damaged: {e}")?,
         }
+        writeln!(out, "next run        {}", next_run_text(&summary.start))?;
     }
     out.flush()?;
     drop(out);

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use wasnap_journal::start::StartPoint;
 use wasnap_journal::SnapshotTrigger;
 use wasnap_runtime::{
     BaseJournal, CacheOutcome, JournalTarget, ModuleCache, Process, ProcessOptions, Program,
@@ -261,6 +262,20 @@ pub fn run(options: RunOptions) -> Result<i32> {
     for summary in &process.report().replays {
         report_replay(&options, summary);
     }
+    match &process.report().start {
+        StartPoint::Afresh { exit_code } => eprintln!(
+            "wasnap: the program's last run exited ({exit_code}); starting it afresh over the files its journal restores"
+        ),
+        StartPoint::FromStart { .. } if options.verbose => eprintln!(
+            "wasnap: resuming the unfinished run from its start: re-executing {} journaled records",
+            process.report().tail_records
+        ),
+        StartPoint::FromSnapshot { .. } if options.verbose => eprintln!(
+            "wasnap: re-executing {} journaled records after the snapshot",
+            process.report().tail_records
+        ),
+        StartPoint::Fresh | StartPoint::FromStart { .. } | StartPoint::FromSnapshot { .. } => {}
+    }
     if let (Some(resumed), true) = (process.report().resumed, options.verbose) {
         eprintln!(
             "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
@@ -277,6 +292,10 @@ pub fn run(options: RunOptions) -> Result<i32> {
                 .as_deref()
                 .unwrap_or(Path::new("the journal"))
                 .display()
+        ),
+        ExitStatus::Diverged(divergence) => eprintln!(
+            "wasnap: {}: {divergence}; the journal is left as it was",
+            module_path.display()
         ),
         ExitStatus::Signaled(sig) => eprintln!(
             "wasnap: {} was ended by signal {sig}",

@@ -125,6 +125,10 @@ pub struct Mount {
     pub readonly: bool,
     /// What holds the tree.
     pub backend: Backend,
+    /// While a resumed program re-executes its journal, a host mount does
+    /// not perform effects again (the host already holds them): changes
+    /// succeed without touching the host (see `crate::effects`).
+    pub(crate) suppress_host_effects: bool,
 }
 
 impl Mount {
@@ -134,6 +138,7 @@ impl Mount {
             guest_path: guest_path.into(),
             readonly: false,
             backend: Backend::Mem(MemFs::new(dev, now)),
+            suppress_host_effects: false,
         }
     }
 
@@ -154,6 +159,7 @@ impl Mount {
             guest_path: guest_path.into(),
             readonly,
             backend: Backend::Host(HostFs { root }),
+            suppress_host_effects: false,
         })
     }
 
@@ -372,6 +378,7 @@ impl Mount {
     ) -> Result<usize, Errno> {
         self.check_writable()?;
         match file {
+            FileRef::Host(_) if self.suppress_host_effects => Ok(data.len()),
             FileRef::Host(f) => HostFs::write_at(f, pos, data),
             FileRef::Mem(_) => {
                 let (m, ino) = self.mem_file(file)?;
@@ -395,6 +402,7 @@ impl Mount {
     pub fn set_len(&mut self, file: &FileRef, len: u64, now: u64) -> Result<(), Errno> {
         self.check_writable()?;
         match file {
+            FileRef::Host(_) if self.suppress_host_effects => Ok(()),
             FileRef::Host(f) => Ok(f.set_len(len)?),
             FileRef::Mem(_) => {
                 let (m, ino) = self.mem_file(file)?;
@@ -424,6 +432,7 @@ impl Mount {
     ) -> Result<(), Errno> {
         self.check_writable()?;
         match file {
+            FileRef::Host(_) if self.suppress_host_effects => Ok(()),
             FileRef::Host(f) => {
                 let mut times = std::fs::FileTimes::new();
                 if let Some(a) = atim {
@@ -459,6 +468,9 @@ impl Mount {
         now: u64,
     ) -> Result<(), Errno> {
         self.check_writable()?;
+        if self.suppress_host_effects && !self.is_memory() {
+            return Ok(());
+        }
         match (&mut self.backend, &resolved.target) {
             (Backend::Mem(m), Target::SelfDir(DirRef::Mem(ino))) => {
                 m.set_times(*ino, atim, mtim, now)

@@ -42,6 +42,10 @@ fn entry(resolved: &Resolved) -> Option<(&DirRef, &str)> {
 impl Mount {
     /// Creates the directory a resolved path names.
     pub fn mkdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Exist);
         };
@@ -55,6 +59,10 @@ impl Mount {
 
     /// Removes the empty directory a resolved path names.
     pub fn rmdir(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Inval);
         };
@@ -68,6 +76,10 @@ impl Mount {
 
     /// Removes the non-directory a resolved path names.
     pub fn unlink(&mut self, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Isdir);
         };
@@ -87,6 +99,10 @@ impl Mount {
 
     /// Creates a symbolic link at a resolved path.
     pub fn symlink(&mut self, target: &str, resolved: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((parent, name)) = entry(resolved) else {
             return Err(Errno::Exist);
         };
@@ -122,6 +138,10 @@ impl Mount {
 
     /// Makes a hard link.
     pub fn link(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((from_dir, from_name)) = entry(from) else {
             return Err(Errno::Perm);
         };
@@ -150,6 +170,10 @@ impl Mount {
 
     /// Renames within the mount.
     pub fn rename(&mut self, from: &Resolved, to: &Resolved, now: u64) -> Result<(), Errno> {
+        if self.suppress_host_effects && !self.is_memory() {
+            // Re-executing history: the host already holds this change.
+            return Ok(());
+        }
         let Some((from_dir, from_name)) = entry(from) else {
             return Err(Errno::Busy);
         };
@@ -251,13 +275,16 @@ impl Mount {
                 Ok(Opened::File(FileRef::Mem(ino)))
             }
             (Backend::Host(h), DirRef::Host(dir)) => {
+                // Re-executing history: the file is reopened as it is now,
+                // never created or cut again.
+                let replay = self.suppress_host_effects;
                 let file = h.open_file(
                     &dir.join(name),
                     req.read,
                     req.write,
-                    create && req.exclusive,
-                    create,
-                    req.truncate,
+                    create && req.exclusive && !replay,
+                    create && !replay,
+                    req.truncate && !replay,
                 )?;
                 Ok(Opened::File(FileRef::Host(file)))
             }

@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 
 use crate::abi::{advice, fdflags, fstflags, layout, rights, whence};
 use crate::ctx::WasiCtx;
+use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
 use crate::fs::{Resolved, Stat, Target};
@@ -339,16 +340,43 @@ impl WasiCtx {
     ) -> SysResult {
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let desc = self.fds.get(fd)?;
-        let Handle::File { mount, file, .. } = &desc.handle else {
+        let Handle::File { mount, .. } = &desc.handle else {
             return Err(not_a_file(&desc.handle).into());
         };
         if !desc.readable() {
             return Err(Errno::Badf.into());
         }
-        let mut buf = vec![0u8; iovecs_len(&iovs).min(MAX_IO)];
-        let n = self.mounts[*mount].read_at(file, offset, &mut buf)?;
-        mem.scatter(&iovs, &buf[..n])?;
-        mem.write_u32(nread, n as u32)
+        let total = iovecs_len(&iovs).min(MAX_IO);
+        let journaled = self.mounts[*mount].is_memory();
+        let read_at = |ctx: &mut WasiCtx| -> SysResult<Vec<u8>> {
+            let Handle::File { mount, file, .. } = &ctx.fds.get(fd)?.handle else {
+                return Err(Errno::Badf.into());
+            };
+            let mut buf = vec![0u8; total];
+            let n = ctx.mounts[*mount].read_at(file, offset, &mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        };
+        // Journaled files read the same on replay; host files are inputs.
+        let data = if journaled || !self.recording() {
+            read_at(self)?
+        } else {
+            let request = InputRequest::Read {
+                fd,
+                max: total as u64,
+            };
+            match self.input(request, |ctx| {
+                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
+                    fd,
+                    data: read_at(ctx)?.into(),
+                }))
+            })? {
+                JournalEntry::InputReadV1(r) => r.data.into_owned(),
+                _ => return Err(Errno::Io.into()),
+            }
+        };
+        mem.scatter(&iovs, &data)?;
+        mem.write_u32(nread, data.len() as u32)
     }
 
     /// `fd_pwrite`: writes at an offset without moving the position.
@@ -370,31 +398,48 @@ impl WasiCtx {
         {
             return Err(Errno::Fbig.into());
         }
-        if self.recording() && self.leaves_the_process(fd) {
-            self.commit_output()?;
-        }
         let desc = self.fds.get(fd)?;
-        let Handle::File {
-            mount, file, pos, ..
-        } = &desc.handle
-        else {
+        let Handle::File { pos, .. } = &desc.handle else {
             return Err(not_a_file(&desc.handle).into());
         };
         if !desc.writable() {
             return Err(Errno::Badf.into());
         }
         let pos = *pos;
-        let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
+        let external = self.recording() && self.leaves_the_process(fd);
+        let n = if external && self.replaying() {
+            // Written to the host once already: checked, not written again.
+            let written = self.replay_external(JournalEntry::FileDescriptorWriteV1(
+                journal::FileDescriptorWriteV1 {
+                    fd,
+                    offset,
+                    data: data.as_slice().into(),
+                },
+            ))?;
+            let JournalEntry::FileDescriptorWriteV1(w) = written else {
+                return Err(Errno::Io.into());
+            };
+            w.data.len()
+        } else {
+            if external {
+                self.commit_output()?;
+            }
+            let Handle::File { mount, file, .. } = &self.fds.get(fd)?.handle else {
+                return Err(Errno::Badf.into());
+            };
+            let n = self.mounts[*mount].write_at(file, offset, &data, now)?;
+            // Journaled as a write, which leaves the position after the
+            // data, and (unless that is where it was) a seek back.
+            self.record(JournalEntry::FileDescriptorWriteV1(
+                journal::FileDescriptorWriteV1 {
+                    fd,
+                    offset,
+                    data: data[..n].into(),
+                },
+            ))?;
+            n
+        };
         mem.write_u32(nwritten, n as u32)?;
-        // Journaled as a write, which leaves the position after the data,
-        // and (unless that is where it was) a seek back.
-        self.record(JournalEntry::FileDescriptorWriteV1(
-            journal::FileDescriptorWriteV1 {
-                fd,
-                offset,
-                data: data[..n].into(),
-            },
-        ))?;
         if pos == offset + n as u64 {
             return Ok(());
         }
@@ -459,13 +504,51 @@ impl WasiCtx {
     ) -> SysResult {
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let total = iovecs_len(&iovs).min(MAX_IO);
+        let desc = self.fds.get(fd)?;
+        if !desc.readable() {
+            return Err(Errno::Badf.into());
+        }
+        // Journaled files read the same on replay; standard input, sockets
+        // and host files are inputs.
+        let journaled = match &desc.handle {
+            Handle::File { mount, .. } => self.mounts[*mount].is_memory(),
+            _ => false,
+        };
+        let data = if journaled || !self.recording() {
+            self.read_now(fd, total)?
+        } else {
+            let replayed = self.replaying();
+            let request = InputRequest::Read {
+                fd,
+                max: total as u64,
+            };
+            let entry = self.input(request, |ctx| {
+                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
+                    fd,
+                    data: ctx.read_now(fd, total)?.into(),
+                }))
+            })?;
+            let JournalEntry::InputReadV1(read) = entry else {
+                return Err(Errno::Io.into());
+            };
+            if replayed {
+                // The read is not performed again, but it moved the position.
+                if let Handle::File { pos, .. } = &mut self.fds.get_mut(fd)?.handle {
+                    *pos += read.data.len() as u64;
+                }
+            }
+            read.data.into_owned()
+        };
+        mem.scatter(&iovs, &data)?;
+        mem.write_u32(nread, data.len() as u32)
+    }
+
+    /// Reads up to `total` bytes from `fd` now, moving its position.
+    fn read_now(&mut self, fd: u32, total: usize) -> SysResult<Vec<u8>> {
         let WasiCtx {
             fds, mounts, stdin, ..
         } = self;
         let desc = fds.get_mut(fd)?;
-        if !desc.readable() {
-            return Err(Errno::Badf.into());
-        }
         let mut buf;
         let n = match &mut desc.handle {
             Handle::File {
@@ -493,8 +576,8 @@ impl WasiCtx {
             Handle::Dir { .. } => return Err(Errno::Badf.into()),
             _ => return Err(Errno::Badf.into()),
         };
-        mem.scatter(&iovs, &buf[..n])?;
-        mem.write_u32(nread, n as u32)
+        buf.truncate(n);
+        Ok(buf)
     }
 
     /// `fd_write`: writes the guest's buffers and moves the position.
@@ -509,7 +592,44 @@ impl WasiCtx {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
         let data = mem.gather(&iovs)?;
+        if !self.fds.get(fd)?.writable() {
+            return Err(Errno::Badf.into());
+        }
         if self.recording() && self.leaves_the_process(fd) {
+            if self.replaying() {
+                // Seen outside once already: checked, not written again.
+                let written = self.replay_external(JournalEntry::FileDescriptorWriteV1(
+                    journal::FileDescriptorWriteV1 {
+                        fd,
+                        offset: 0,
+                        data: data.as_slice().into(),
+                    },
+                ))?;
+                let JournalEntry::FileDescriptorWriteV1(w) = written else {
+                    return Err(Errno::Io.into());
+                };
+                if let Handle::File { pos, .. } = &mut self.fds.get_mut(fd)?.handle {
+                    *pos = w.offset + w.data.len() as u64;
+                }
+                return mem.write_u32(nwritten, w.data.len() as u32);
+            }
+            if matches!(self.fds.get(fd)?.handle, Handle::Stdout | Handle::Stderr) {
+                // Output is journaled before it is seen (then a crash can
+                // lose it, never repeat it), and committed with it.
+                self.record(JournalEntry::FileDescriptorWriteV1(
+                    journal::FileDescriptorWriteV1 {
+                        fd,
+                        offset: 0,
+                        data: data.as_slice().into(),
+                    },
+                ))?;
+                self.commit_output()?;
+                match self.fds.get(fd)?.handle {
+                    Handle::Stdout => self.stdout.write_all(&data)?,
+                    _ => self.stderr.write_all(&data)?,
+                }
+                return mem.write_u32(nwritten, data.len() as u32);
+            }
             self.commit_output()?;
         }
         let WasiCtx {

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crate::abi::{clockid, eventtype, layout, subclockflags};
 use crate::ctx::WasiCtx;
+use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
 use crate::memory::GuestMemory;
+use wasnap_journal::{self as journal, JournalEntry};
 
 struct Event {
     userdata: u64,
@@ -26,18 +28,26 @@ enum Sub {
     Wait { userdata: u64, kind: u8, fd: u32 },
 }
 
-fn write_events(mem: &GuestMemory, out: u32, events: &[Event], nevents: u32) -> SysResult {
-    mem.check_range(out, (events.len() * layout::EVENT_SIZE) as u64)?;
-    for (i, e) in events.iter().enumerate() {
-        let mut b = [0u8; layout::EVENT_SIZE];
+/// The events as the ABI lays them out (`EVENT_SIZE` bytes each).
+fn encode_events(events: &[Event]) -> Vec<u8> {
+    let mut bytes = vec![0u8; events.len() * layout::EVENT_SIZE];
+    for (e, b) in events
+        .iter()
+        .zip(bytes.chunks_exact_mut(layout::EVENT_SIZE))
+    {
         b[0..8].copy_from_slice(&e.userdata.to_le_bytes());
         b[8..10].copy_from_slice(&(e.error as u16).to_le_bytes());
         b[10] = e.kind;
         b[16..24].copy_from_slice(&e.nbytes.to_le_bytes());
         b[24..26].copy_from_slice(&e.flags.to_le_bytes());
-        mem.write_bytes(out + (i * layout::EVENT_SIZE) as u32, &b)?;
     }
-    mem.write_u32(nevents, events.len() as u32)
+    bytes
+}
+
+/// Writes encoded events at `out` and their count at `nevents`.
+fn write_events(mem: &GuestMemory, out: u32, events: &[u8], nevents: u32) -> SysResult {
+    mem.write_bytes(out, events)?;
+    mem.write_u32(nevents, (events.len() / layout::EVENT_SIZE) as u32)
 }
 
 fn poll_socket(
@@ -90,6 +100,33 @@ impl WasiCtx {
         if nsubs == 0 {
             return Err(Errno::Inval.into());
         }
+        mem.check_range(out, u64::from(nsubs) * layout::EVENT_SIZE as u64)?;
+        mem.check_range(nevents, 4)?;
+        if !self.recording() {
+            let events = self.poll_now(mem, subs, nsubs)?;
+            return write_events(mem, out, &events, nevents);
+        }
+        // An input: what became ready (and when) is journaled, and served
+        // from the journal on replay, without waiting.
+        let result = self.input(
+            InputRequest::Poll {
+                subscriptions: nsubs,
+            },
+            |ctx| {
+                let events = ctx.poll_now(mem, subs, nsubs)?;
+                Ok(JournalEntry::PollResultV1(journal::PollResultV1 {
+                    events: events.into(),
+                }))
+            },
+        )?;
+        match result {
+            JournalEntry::PollResultV1(p) => write_events(mem, out, &p.events, nevents),
+            _ => Err(Errno::Io.into()),
+        }
+    }
+
+    /// Waits as the subscriptions at `subs` ask; returns the events, encoded.
+    fn poll_now(&mut self, mem: &GuestMemory, subs: u32, nsubs: u32) -> SysResult<Vec<u8>> {
         let bytes = mem.read_bytes(
             subs,
             nsubs
@@ -230,7 +267,7 @@ impl WasiCtx {
                 }
             }
             if !ready.is_empty() {
-                return write_events(mem, out, &ready, nevents);
+                return Ok(encode_events(&ready));
             }
             let remaining = earliest.map(|d| Duration::from_nanos(d.saturating_sub(now)));
             match waits.as_slice() {

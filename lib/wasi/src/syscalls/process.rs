@@ -2,6 +2,7 @@
 
 use crate::abi::{clockid, signal};
 use crate::ctx::WasiCtx;
+use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult, Trap};
 use crate::memory::GuestMemory;
 use wasnap_journal::{self as journal, JournalEntry};
@@ -82,30 +83,61 @@ impl WasiCtx {
         _precision: u64,
         out: u32,
     ) -> SysResult {
-        let now = match id {
-            clockid::REALTIME => self.clock.realtime(),
-            clockid::MONOTONIC => self.clock.monotonic(),
-            clockid::PROCESS_CPUTIME_ID | clockid::THREAD_CPUTIME_ID => {
-                self.clock.process_cputime()
-            }
-            _ => return Err(Errno::Inval.into()),
-        };
-        mem.write_u64(out, now)
+        if !matches!(
+            id,
+            clockid::REALTIME
+                | clockid::MONOTONIC
+                | clockid::PROCESS_CPUTIME_ID
+                | clockid::THREAD_CPUTIME_ID
+        ) {
+            return Err(Errno::Inval.into());
+        }
+        mem.check_range(out, 8)?;
+        // An input: journaled, and served from the journal on replay.
+        let read = self.input(InputRequest::Clock { clock_id: id }, |ctx| {
+            let time_ns = match id {
+                clockid::REALTIME => ctx.clock.realtime(),
+                clockid::MONOTONIC => ctx.clock.monotonic(),
+                _ => ctx.clock.process_cputime(),
+            };
+            Ok(JournalEntry::ClockReadV1(journal::ClockReadV1 {
+                clock_id: id,
+                time_ns,
+            }))
+        })?;
+        match read {
+            JournalEntry::ClockReadV1(c) => mem.write_u64(out, c.time_ns),
+            _ => Err(Errno::Io.into()),
+        }
     }
 
     /// `random_get`: fills a buffer with random bytes.
     pub fn random_get(&mut self, mem: &GuestMemory, buf: u32, len: u32) -> SysResult {
         // Check the whole range first, so that a bad pointer fills nothing.
         mem.check_range(buf, len.into())?;
-        let mut chunk = vec![0u8; (len as usize).min(64 * 1024)];
-        let mut done = 0u32;
-        while done < len {
-            let n = ((len - done) as usize).min(chunk.len());
-            self.random.fill(&mut chunk[..n]).map_err(|_| Errno::Io)?;
-            mem.write_bytes(buf + done, &chunk[..n])?;
-            done += n as u32;
+        if !self.recording() {
+            let mut chunk = vec![0u8; (len as usize).min(64 * 1024)];
+            let mut done = 0u32;
+            while done < len {
+                let n = ((len - done) as usize).min(chunk.len());
+                self.random.fill(&mut chunk[..n]).map_err(|_| Errno::Io)?;
+                mem.write_bytes(buf + done, &chunk[..n])?;
+                done += n as u32;
+            }
+            return Ok(());
         }
-        Ok(())
+        // An input: journaled, and served from the journal on replay.
+        let bytes = self.input(InputRequest::Random { len }, |ctx| {
+            let mut data = vec![0u8; len as usize];
+            ctx.random.fill(&mut data).map_err(|_| Errno::Io)?;
+            Ok(JournalEntry::RandomBytesV1(journal::RandomBytesV1 {
+                data: data.into(),
+            }))
+        })?;
+        match bytes {
+            JournalEntry::RandomBytesV1(r) => mem.write_bytes(buf, &r.data),
+            _ => Err(Errno::Io.into()),
+        }
     }
 
     /// `proc_exit`: ends the program (journals the exit, then traps with the code).
