@@ -189,6 +189,9 @@ impl Process {
             tail_records: history.tail.len() as u64,
             resumed: None,
         };
+        for (&clock_id, &floor) in &history.clock_floors {
+            ctx.raise_clock_floor(clock_id, floor);
+        }
         let recording_failed = |writer: &JournalWriter, source| ProcessError::Recording {
             journal: writer.name().to_owned(),
             source,

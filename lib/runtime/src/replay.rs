@@ -78,6 +78,9 @@ pub struct History {
     /// With [`ReplayOptions::resume`] and a run to resume: the live records
     /// after the start point, which the program re-executes.
     pub tail: Vec<TailRecord>,
+    /// The latest reading of each clock the journal holds (by clock id):
+    /// a resumed program's clocks must not go back below them.
+    pub clock_floors: std::collections::BTreeMap<u32, u64>,
 }
 
 /// Why a journal cannot be replayed.
@@ -231,6 +234,7 @@ pub fn replay_history(
         start: start.clone(),
         resume: None,
         tail: Vec::new(),
+        clock_floors: Default::default(),
     };
     let mut image = MemoryImage::new();
     let mut thread = None;
@@ -298,6 +302,10 @@ fn replay_journal(
         let offset = record.start;
         if !timeline.is_live(offset) {
             continue;
+        }
+        if let JournalEntry::ClockReadV1(c) = &record.entry {
+            let floor = history.clock_floors.entry(c.clock_id).or_default();
+            *floor = (*floor).max(c.time_ns);
         }
         let in_tail = match cut {
             Cut::Everything => false,

@@ -32,6 +32,9 @@ pub struct WasiCtx {
     effect_time: u64,
     /// During replay: the recorded effect time, used instead of the clock.
     pub(crate) time_override: Option<u64>,
+    /// Added to live readings of the monotonic and CPU-time clocks (by
+    /// clock id), so that a resumed program never sees them go back.
+    clock_offsets: [u64; 4],
     /// Whether the host mounts were last told that history is re-executed
     /// (their effects are then not performed again).
     host_effects_suppressed: bool,
@@ -175,6 +178,37 @@ impl WasiCtx {
         match &mut self.recorder {
             Some(recorder) => Ok(recorder.replay_external(made)?),
             None => Err(crate::errno::Errno::Notsup.into()),
+        }
+    }
+
+    /// Reads clock `clock_id` now (for `clock_time_get`): monotonic and
+    /// CPU-time readings carry the offset [`WasiCtx::raise_clock_floor`] set.
+    pub(crate) fn read_clock(&mut self, clock_id: u32) -> u64 {
+        use crate::abi::clockid;
+        let raw = match clock_id {
+            clockid::REALTIME => return self.clock.realtime(),
+            clockid::MONOTONIC => self.clock.monotonic(),
+            _ => self.clock.process_cputime(),
+        };
+        let offset = self
+            .clock_offsets
+            .get(clock_id as usize)
+            .copied()
+            .unwrap_or(0);
+        raw.saturating_add(offset)
+    }
+
+    /// Makes every later reading of clock `clock_id` (monotonic or CPU time)
+    /// greater than `at_least_ns`: a resumed process starts its clocks anew,
+    /// and the program must not see them go back.
+    pub fn raise_clock_floor(&mut self, clock_id: u32, at_least_ns: u64) {
+        use crate::abi::clockid;
+        if clock_id == clockid::REALTIME || clock_id as usize >= self.clock_offsets.len() {
+            return;
+        }
+        let now = self.read_clock(clock_id);
+        if now <= at_least_ns {
+            self.clock_offsets[clock_id as usize] += at_least_ns - now + 1;
         }
     }
 
@@ -473,6 +507,7 @@ impl WasiCtxBuilder {
             effect_time: now,
             time_override: None,
             host_effects_suppressed: false,
+            clock_offsets: [0; 4],
         })
     }
 }

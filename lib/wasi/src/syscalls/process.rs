@@ -95,11 +95,7 @@ impl WasiCtx {
         mem.check_range(out, 8)?;
         // An input: journaled, and served from the journal on replay.
         let read = self.input(InputRequest::Clock { clock_id: id }, |ctx| {
-            let time_ns = match id {
-                clockid::REALTIME => ctx.clock.realtime(),
-                clockid::MONOTONIC => ctx.clock.monotonic(),
-                _ => ctx.clock.process_cputime(),
-            };
+            let time_ns = ctx.read_clock(id);
             Ok(JournalEntry::ClockReadV1(journal::ClockReadV1 {
                 clock_id: id,
                 time_ns,

@@ -1,0 +1,444 @@
+//! Exact resume: a program killed at any moment, resumed with the same
+//! command (any number of times, also while it re-executes its journal),
+//! prints exactly what one uninterrupted run prints — no line twice, none
+//! missing — and leaves the same files. Read positions survive snapshots,
+//! a tampered journal is a divergence that names its record, and one base
+//! snapshot serves many runs at once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{fixture, run_with_input, text, wasnap};
+
+/// A small deterministic generator for kill moments (xorshift).
+struct Moments(u64);
+
+impl Moments {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// The input file the soak program reads, on a read-only host mount.
+fn soak_input(dir: &Path, lines: usize) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let text: String = (0..lines)
+        .map(|i| format!("line {i}: the quick brown fox {}\n", i * 7919 % 1000))
+        .collect();
+    std::fs::write(data.join("input.txt"), text).unwrap();
+    data
+}
+
+/// Runs `wasnap run ARGS`, killing it (SIGKILL) once it has printed
+/// `lines` lines and then `extra_ms` more milliseconds have passed; returns
+/// everything it printed and whether it ended by itself first.
+fn run_and_kill(cache: &Path, args: &[&str], lines: usize, extra_ms: u64) -> (Vec<u8>, bool) {
+    let mut child = wasnap(cache)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut ended = false;
+    while seen.iter().filter(|&&b| b == b'\n').count() < lines {
+        if stdout.read(&mut byte).unwrap() == 0 {
+            ended = true;
+            break;
+        }
+        seen.push(byte[0]);
+    }
+    if !ended {
+        std::thread::sleep(Duration::from_millis(extra_ms));
+        let _ = child.kill();
+    }
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    // A killed process never succeeds: success means it ended by itself
+    // (maybe just before the kill).
+    if ended && !status.success() {
+        let mut err = String::new();
+        let mut stderr = child.stderr.take().unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        panic!("the run failed ({status}): {err}");
+    }
+    (seen, status.success())
+}
+
+/// Everything the journal says was written to standard output, in order.
+fn journaled_stdout(cache: &Path, journal: &str) -> (Vec<u8>, usize) {
+    let export = wasnap(cache)
+        .args(["journal", "export", journal])
+        .output()
+        .unwrap();
+    let mut out = Vec::new();
+    let mut last = 0;
+    for line in text(&export.stdout).lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        if entry["type"] == "FileDescriptorWriteV1" && entry["fd"] == 1 {
+            let data = base64_decode(entry["data"].as_str().unwrap());
+            last = data.len();
+            out.extend(data);
+        }
+    }
+    (out, last)
+}
+
+/// Standard base64 (what `journal export` writes for bytes).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
+    let mut out = Vec::new();
+    for chunk in digits.chunks(4) {
+        let n = chunk.iter().fold(0u32, |n, &d| n << 6 | u32::from(d)) << (6 * (4 - chunk.len()));
+        out.extend(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// Accounts for the one write a kill can catch in flight: output is
+/// journaled before it is written, so a kill between the two loses that one
+/// write (it is never repeated). Anything else the journal holds and the
+/// terminal did not see, or the other way round, fails the test.
+fn account_for_the_write_in_flight(cache: &Path, journal: &str, printed: &mut Vec<u8>) -> bool {
+    let (journaled, last) = journaled_stdout(cache, journal);
+    if journaled == *printed {
+        return false;
+    }
+    assert!(
+        journaled.len() == printed.len() + last && journaled.starts_with(printed),
+        "the journal and the terminal disagree beyond the last write:\njournal:  {:?}\nprinted: {:?}",
+        text(&journaled),
+        text(printed)
+    );
+    printed.extend_from_slice(&journaled[printed.len()..]);
+    true
+}
+
+/// Runs the soak program to its end under kills at random moments (and
+/// resumes with the same command); returns all it printed, in order, with
+/// a write lost in flight counted as printed.
+fn soak(cache: &Path, args: &[&str], moments: &mut Moments, kills: usize) -> (Vec<u8>, usize) {
+    let journal = args[1];
+    let mut printed = Vec::new();
+    let mut in_flight = 0;
+    let mut killed = 0;
+    for _ in 0..kills {
+        // Kill after 0–3 more lines and 0–14 ms: inside a sleep, a write, a
+        // snapshot, or the re-execution of the journal's tail.
+        let lines = moments.below(4) as usize;
+        let extra = moments.below(15);
+        let (out, done) = run_and_kill(cache, args, lines, extra);
+        printed.extend(out);
+        if done {
+            return (printed, killed);
+        }
+        killed += 1;
+        if account_for_the_write_in_flight(cache, journal, &mut printed) {
+            in_flight += 1;
+        }
+        assert!(in_flight <= kills / 3, "{in_flight} writes lost in flight");
+    }
+    let (out, done) = run_and_kill(cache, args, usize::MAX, 0);
+    assert!(done, "the last run did not finish");
+    printed.extend(out);
+    (printed, killed)
+}
+
+/// Soaks `module` and compares with one uninterrupted run.
+fn soak_module(module: &str, snapshot_args: &[&str], seed: u64, kills: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = soak_input(dir.path(), 60);
+    let mount = format!("{}::/data:ro", data.display());
+    let module = fixture(module);
+    let whole = run_with_input(
+        dir.path(),
+        &["--dir", &mount, &module, "/data/input.txt"],
+        b"",
+    );
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    assert!(text(&whole.stdout).contains("done: 60 steps"));
+
+    let journal = dir.path().join("soak.journal");
+    let j = journal.to_str().unwrap();
+    let mut args = vec!["--journal", j, "--dir", &mount];
+    args.extend_from_slice(snapshot_args);
+    args.extend([module.as_str(), "/data/input.txt"]);
+    let mut moments = Moments(seed);
+    let (printed, killed) = soak(dir.path(), &args, &mut moments, kills);
+    assert_eq!(
+        killed, kills,
+        "the program finished before every kill landed"
+    );
+    assert_eq!(
+        text(&printed),
+        text(&whole.stdout),
+        "seed {seed}: killed and resumed output differs from one run"
+    );
+    let verify = wasnap(dir.path())
+        .args(["journal", "verify", j])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+}
+
+#[test]
+fn a_prepared_program_killed_anywhere_resumes_from_its_snapshots_exactly() {
+    let interval = ["--snapshot-on", "interval", "--snapshot-interval", "15ms"];
+    soak_module("soak.async.wasm", &interval, 0x5eed_0001, 15);
+}
+
+#[test]
+fn an_unprepared_program_killed_anywhere_resumes_from_its_start_exactly() {
+    soak_module("soak.wasm", &[], 0x5eed_0002, 15);
+}
+
+#[test]
+fn a_kill_during_the_re_execution_itself_is_resumed_too() {
+    // With no sleeps, a resumed run re-executes its tail and finishes within
+    // milliseconds, so most kills land during the re-execution.
+    let dir = tempfile::tempdir().unwrap();
+    let data = soak_input(dir.path(), 40);
+    let mount = format!("{}::/data:ro", data.display());
+    let module = fixture("soak.wasm");
+    let whole = run_with_input(
+        dir.path(),
+        &["--dir", &mount, &module, "/data/input.txt", "0"],
+        b"",
+    );
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let args = [
+        "--journal",
+        j,
+        "--dir",
+        &mount,
+        &module,
+        "/data/input.txt",
+        "0",
+    ];
+    let mut moments = Moments(0x5eed_0003);
+    let mut printed = Vec::new();
+    let mut kills = 0;
+    loop {
+        let lines = if kills == 0 {
+            20
+        } else {
+            moments.below(3) as usize
+        };
+        let (out, done) = run_and_kill(dir.path(), &args, lines, moments.below(4));
+        printed.extend(out);
+        if done {
+            break;
+        }
+        account_for_the_write_in_flight(dir.path(), j, &mut printed);
+        kills += 1;
+        assert!(kills < 50, "never finished");
+    }
+    assert!(kills >= 3, "only {kills} kills");
+    assert_eq!(text(&printed), text(&whole.stdout));
+}
+
+/// Runs `chunks.async.wasm` on `mount`, one snapshot-and-stop per chunk,
+/// until it ends; returns all it printed.
+fn chunk_by_chunk(dir: &Path, mount_flag: &str, mount: &str) -> String {
+    let journal = dir.join("chunks.journal");
+    let j = journal.to_str().unwrap();
+    let module = fixture("chunks.async.wasm");
+    let args = [
+        "--journal",
+        j,
+        mount_flag,
+        mount,
+        "--snapshot-on",
+        "explicit",
+        "--stop-after-snapshot",
+        &module,
+        "/data/f.txt",
+    ];
+    let mut printed = String::new();
+    for _ in 0..20 {
+        let out = run_with_input(dir, &args, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        printed.push_str(&text(&out.stdout));
+        if printed.ends_with("end\n") {
+            return printed;
+        }
+    }
+    panic!("never ended: {printed}");
+}
+
+#[test]
+fn read_positions_survive_every_snapshot_on_journaled_and_host_mounts() {
+    let content = "abcdefghijklmnopqrstuvwxyz0123456789";
+    let expected: String = content
+        .as_bytes()
+        .chunks(7)
+        .map(|c| format!("[{}]\n", String::from_utf8_lossy(c)))
+        .chain(["end\n".to_owned()])
+        .collect();
+    for flag in ["--dir-copy", "--dir"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("f.txt"), content).unwrap();
+        let mount = format!("{}::/data", data.display());
+        assert_eq!(chunk_by_chunk(dir.path(), flag, &mount), expected, "{flag}");
+    }
+}
+
+#[test]
+fn a_journal_whose_input_was_edited_diverges_naming_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = soak_input(dir.path(), 14);
+    let mount = format!("{}::/data:ro", data.display());
+    let module = fixture("soak.wasm");
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let args = ["--journal", j, "--dir", &mount, &module, "/data/input.txt"];
+    let (_, done) = run_and_kill(dir.path(), &args, 3, 0);
+    assert!(!done);
+
+    // Edit the bytes the program read from its input file.
+    let export = wasnap(dir.path())
+        .args(["journal", "export", j])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let mut edited = String::new();
+    let mut changed = false;
+    for line in text(&export.stdout).lines() {
+        let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let entry = &mut value;
+        if !changed && entry["type"] == "InputReadV1" {
+            let data = entry["data"].as_str().unwrap().to_owned();
+            // Another letter at the same place: still base64, other bytes.
+            let at = data.find(|c: char| c.is_ascii_lowercase()).unwrap();
+            let mut bytes = data.into_bytes();
+            bytes[at] = if bytes[at] == b'z' {
+                b'y'
+            } else {
+                bytes[at] + 1
+            };
+            entry["data"] = serde_json::Value::from(String::from_utf8(bytes).unwrap());
+            changed = true;
+        }
+        edited.push_str(&value.to_string());
+        edited.push('\n');
+    }
+    assert!(changed, "no InputReadV1 to edit");
+    let jsonl = dir.path().join("edited.jsonl");
+    std::fs::write(&jsonl, edited).unwrap();
+    let tampered = dir.path().join("tampered.journal");
+    let import = wasnap(dir.path())
+        .args(["journal", "import"])
+        .arg(&jsonl)
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let before = std::fs::read(&tampered).unwrap();
+
+    let t = tampered.to_str().unwrap();
+    let resumed = run_with_input(
+        dir.path(),
+        &["--journal", t, "--dir", &mount, &module, "/data/input.txt"],
+        b"",
+    );
+    assert_eq!(resumed.status.code(), Some(3), "{}", text(&resumed.stderr));
+    let err = text(&resumed.stderr);
+    assert!(
+        err.contains("diverged") && err.contains("FileDescriptorWriteV1") && err.contains("offset"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&tampered).unwrap(),
+        before,
+        "the journal is left as it was"
+    );
+
+    // The untouched journal resumes fine.
+    let fine = run_with_input(
+        dir.path(),
+        &["--journal", j, "--dir", &mount, &module, "/data/input.txt"],
+        b"",
+    );
+    assert!(fine.status.success(), "{}", text(&fine.stderr));
+}
+
+#[test]
+fn one_base_snapshot_serves_ten_runs_at_once_and_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = fixture("resume.async.wasm");
+    let base = dir.path().join("base.journal");
+    let b = base.to_str().unwrap();
+    let made = run_with_input(
+        dir.path(),
+        &[
+            "--journal",
+            b,
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            &module,
+        ],
+        b"",
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let base_bytes = std::fs::read(&base).unwrap();
+
+    let runs: Vec<_> = (0..10)
+        .map(|i| {
+            let new = dir.path().join(format!("run{i}.journal"));
+            let mut child = wasnap(dir.path())
+                .args(["run", "--journal-readonly", b, "--journal"])
+                .arg(&new)
+                .arg(&module)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let input = format!("hello {i}\nline two of run {i}\n");
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            (input, child)
+        })
+        .collect();
+    for (input, child) in runs {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let whole = run_with_input(dir.path(), &[&module], input.as_bytes());
+        let joined = [made.stdout.clone(), out.stdout].concat();
+        assert_eq!(text(&joined), text(&whole.stdout), "input {input:?}");
+    }
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        base_bytes,
+        "the base was written"
+    );
+}
