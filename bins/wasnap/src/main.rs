@@ -39,6 +39,13 @@ const RUN_EXIT_CODES: &str = "Exit codes:
   128+S  the program raised signal S with proc_raise
   2    wasnap could not start the program (the message names the file and
        the problem: missing, not wasm, no `_start`, unknown imports)
+  3    a resumed program did something other than its journal holds (the
+       message names the record); the journal is left as it was
+
+Journal: with --journal, a journal whose last run exited starts the program
+afresh over the files it restores; one whose last run did not exit (killed,
+or stopped after a snapshot) resumes it exactly: from its last snapshot, or
+from `_start`, re-executing the rest of the journal against it, then live.
 
 Filesystem: the guest sees a journaled in-memory root `/` (with `/tmp`),
 plus each --dir (a host directory, read-write or `:ro`) and each --dir-copy

@@ -87,13 +87,16 @@ pub struct RunOptions {
     /// Report on stderr how the module was loaded and how long it took.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Journal every effect into PATH (created if missing). If PATH
-    /// already holds records, they are replayed first: journaled mounts
-    /// and descriptors come back as the last run left them.
+    /// Journal every effect (and input) into PATH, created if missing. If
+    /// PATH already holds a run that did not exit, it is resumed exactly
+    /// (from its last snapshot or its start, re-executing the rest of the
+    /// journal); if its last run exited, the program starts afresh over
+    /// the files the journal restores.
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
-    /// Replay PATH without writing to it, before --journal's records (one
-    /// base journal can serve many runs). Repeatable.
+    /// Replay PATH without writing to it, before --journal's records; a
+    /// run in PATH that did not exit (a base snapshot) is resumed, and
+    /// continues into --journal. One base serves many runs. Repeatable.
     #[arg(long = "journal-readonly", value_name = "PATH")]
     pub journal_readonly: Vec<PathBuf>,
     /// While replaying, print the recorded standard output and error again.
