@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use wasnap_journal::SnapshotTrigger;
 use wasnap_runtime::{
-    JournalTarget, ModuleCache, Process, ProcessOptions, Program, RunReport, SnapshotPolicy,
+    BaseJournal, JournalTarget, ModuleCache, Process, ProcessOptions, Program, RunReport,
+    SnapshotPolicy,
 };
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
@@ -127,22 +128,25 @@ pub fn run(json: bool) {
     let report = run_process(&startup, ctx("startup.wasm", &args), Some(&path), snapshot);
     assert_eq!(report.status, ExitStatus::Snapshotted);
     drop(report);
+    // Resume from the snapshot journal as a read-only base (what a fleet
+    // of runs sharing one base snapshot does): replay, restore, run.
     let mut resume_times = Vec::new();
-    let resumed = dir.path().join("resumed.journal");
+    let mut start_times = Vec::new();
     for _ in 0..3 {
-        // Each resume starts from the snapshot journal as it was written
-        // (a resume appends its own records); the copy is not timed.
-        std::fs::copy(&path, &resumed).expect("copy the journal");
         let started = Instant::now();
-        let report = run_process(
-            &startup,
-            ctx("startup.wasm", &args),
-            Some(&resumed),
-            SnapshotPolicy::default(),
-        );
+        let options = ProcessOptions {
+            bases: vec![BaseJournal::File(path.clone())],
+            ..ProcessOptions::default()
+        };
+        let process =
+            Process::start(&startup, ctx("startup.wasm", &args), options).expect("process starts");
+        start_times.push(started.elapsed());
+        // Includes tearing the instance down (unmapping its memory).
+        let report = process.run().expect("process runs");
         assert_eq!(report.status, ExitStatus::Exited(0));
         resume_times.push(started.elapsed());
     }
+    let start_best = start_times.iter().min().copied().unwrap_or_default();
     let cold = cold_times.iter().min().copied().unwrap_or_default();
     let resume = resume_times.iter().min().copied().unwrap_or_default();
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -150,10 +154,15 @@ pub fn run(json: bool) {
         println!(
             "{}",
             serde_json::json!({"case": "resume vs cold start", "cold_ms": ms(cold), "resume_ms": ms(resume),
-                "speedup": cold.as_secs_f64() / resume.as_secs_f64(), "journal_bytes": size})
+                "speedup": cold.as_secs_f64() / resume.as_secs_f64(), "journal_bytes": size,
+                "replay_and_restore_ms": ms(start_best)})
         );
     } else {
         println!("resume vs cold start (startup.wasm: 40 rounds over a 32 MiB index, then a read; best of 3, compiled module shared):");
         println!("  cold start {:>8.1} ms   resume {:>8.1} ms   {:.1}x faster (target: at least 20x)   journal {:.2} MB", ms(cold), ms(resume), cold.as_secs_f64() / resume.as_secs_f64(), size as f64 / 1e6);
+        println!(
+            "  of the resume: {:.1} ms to replay the journal and restore the snapshot (best of 3)",
+            ms(start_best)
+        );
     }
 }
