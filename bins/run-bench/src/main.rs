@@ -8,7 +8,10 @@
 //! one, the journal bytes per snapshot, and resuming a program with a heavy
 //! start-up phase against starting it cold.
 //!
-//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots]
+//! With `--resume`: re-executing a run from its journal against the run
+//! itself, and the journaling overhead of CPU-heavy Lua and SQLite scripts.
+//!
+//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 use wasnap_runtime::{JournalTarget, ModuleCache, Process, ProcessOptions, Program};
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
+mod resume;
 mod snapshots;
 
 struct Args {
@@ -24,6 +28,7 @@ struct Args {
     files: u64,
     json: bool,
     snapshots: bool,
+    resume: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         files: 300,
         json: false,
         snapshots: false,
+        resume: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -47,9 +53,10 @@ fn parse_args() -> Result<Args, String> {
             "--files" => args.files = number("--files")?,
             "--json" => args.json = true,
             "--snapshots" => args.snapshots = true,
+            "--resume" => args.resume = true,
             "--help" | "-h" => {
                 return Err(
-                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json]".into(),
+                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume]".into(),
                 );
             }
             other => return Err(format!("unknown argument {other}")),
@@ -109,6 +116,10 @@ fn main() {
     };
     if args.snapshots {
         snapshots::run(args.json);
+        return;
+    }
+    if args.resume {
+        resume::run(args.json, args.repeat);
         return;
     }
     let program = Program::load(&fixture(), &ModuleCache::disabled()).expect("writer.wasm loads");

@@ -130,7 +130,17 @@ fn open_target(target: JournalTarget) -> Result<Journal, ProcessError> {
             journal: path.display().to_string(),
             source,
         }),
-        JournalTarget::Memory(journal) => Ok(journal),
+        JournalTarget::Memory(mut journal) => {
+            // Its reader sees what was written since it was made.
+            journal
+                .reader()
+                .restart()
+                .map_err(|source| ProcessError::OpenJournal {
+                    journal: wasnap_journal::MEMORY_NAME.to_owned(),
+                    source,
+                })?;
+            Ok(journal)
+        }
     }
 }
 
