@@ -176,3 +176,39 @@ fn sqlite_database_on_a_host_mount_persists_across_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), ANSWERS);
 }
+
+/// Kill -9 at random moments, resume with the same command, repeatedly:
+/// the output is what one uninterrupted run prints.
+fn soak_real_program(module: &Path, tail_args: &[&str], seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/s:ro", scripts().display());
+    let module = module.to_str().unwrap();
+    let mut plain = vec!["--dir", mount.as_str(), "--env", "HOME=/tmp", module];
+    plain.extend_from_slice(tail_args);
+    let whole = run(&plain, "", dir.path());
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+
+    let journal = dir.path().join("soak.journal");
+    let mut args = vec!["--journal", journal.to_str().unwrap()];
+    args.extend_from_slice(&plain);
+    let mut moments = common::Moments(seed);
+    let (printed, killed) = common::soak(dir.path(), &args, &mut moments, 10);
+    assert!(killed >= 5, "only {killed} kills landed");
+    assert_eq!(text(&printed), text(&whole.stdout), "seed {seed}");
+}
+
+#[test]
+fn lua_killed_anywhere_resumes_exactly() {
+    let Some(lua) = program("lua.wasm") else {
+        return;
+    };
+    soak_real_program(&lua, &["/s/soak.lua"], 0x10a_0001);
+}
+
+#[test]
+fn sqlite_reading_a_script_into_a_file_database_killed_anywhere_resumes_exactly() {
+    let Some(sqlite) = program("sqlite3.wasm") else {
+        return;
+    };
+    soak_real_program(&sqlite, &["/tmp/soak.db", ".read /s/soak.sql"], 0x5a1_0001);
+}
