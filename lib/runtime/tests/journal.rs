@@ -153,3 +153,127 @@ fn runtime_replay_agrees_with_the_reference_model() {
         }
     }
 }
+
+/// The reference model keeps the inputs exact resume journals, in order.
+#[test]
+fn the_reference_model_keeps_every_input() {
+    use wasnap_journal::state;
+    use wasnap_journal::EntryKind;
+
+    let data = tempfile::tempdir().unwrap();
+    let lines: String = (0..5).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(data.path().join("input.txt"), lines).unwrap();
+    let ctx = wasnap_wasi::WasiCtx::builder()
+        .args(["soak.wasm", "/data/input.txt", "1"])
+        .host_dir(data.path(), "/data", true)
+        .stdout(wasnap_wasi::SharedOutput::default())
+        .build()
+        .unwrap();
+    let (status, mut journal) = record("soak.wasm", ctx);
+    assert_eq!(status, ExitStatus::Exited(0));
+    let mut reader = JournalReader::from_buffer(bytes_of(&mut journal));
+    let records = reader.read_all_owned().unwrap();
+    let is_input = |kind: EntryKind| {
+        matches!(
+            kind,
+            EntryKind::ClockReadV1
+                | EntryKind::RandomBytesV1
+                | EntryKind::InputReadV1
+                | EntryKind::PollResultV1
+        )
+    };
+    let journaled: Vec<_> = records
+        .iter()
+        .filter(|r| is_input(r.entry.kind()))
+        .map(|r| r.entry.clone())
+        .collect();
+    // Clock, random bytes and a poll per line, and the host file read.
+    assert!(journaled.len() >= 16, "{} inputs", journaled.len());
+    let replayed = state::replay(records.iter().map(|r| (r.start, r.entry.clone()))).unwrap();
+    let kept: Vec<_> = replayed
+        .end
+        .summary()
+        .passthrough
+        .into_iter()
+        .filter(|e| is_input(e.kind()))
+        .collect();
+    assert_eq!(kept, journaled);
+}
+
+/// The descriptor positions a snapshot states are the model's, and the
+/// positions the runtime restores.
+#[test]
+fn the_reference_model_and_a_resume_agree_on_snapshot_positions() {
+    use wasnap_journal::state::{self, TargetSummary};
+    use wasnap_journal::SnapshotTrigger;
+    use wasnap_runtime::{JournalTarget, Process, ProcessOptions, SnapshotPolicy};
+    use wasnap_wasi::fd::Handle;
+
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("f.txt"), "abcdefghijklmnopqrstuvwxyz").unwrap();
+    let ctx = |name: &str| {
+        wasnap_wasi::WasiCtx::builder()
+            .args([name, "/data/f.txt"])
+            .seeded_dir(data.path(), "/data")
+            .stdout(wasnap_wasi::SharedOutput::default())
+            .build()
+            .unwrap()
+    };
+    // Two chunks, then stop at the second snapshot.
+    let policy = SnapshotPolicy::on([SnapshotTrigger::Explicit]);
+    let options = |journal| ProcessOptions {
+        journal: Some(JournalTarget::Memory(journal)),
+        policy: SnapshotPolicy {
+            stop_after: true,
+            ..policy.clone()
+        },
+        ..ProcessOptions::default()
+    };
+    let program = program("chunks.async.wasm");
+    let first = Process::start(
+        &program,
+        ctx("chunks"),
+        options(wasnap_journal::Journal::in_memory()),
+    )
+    .unwrap()
+    .run()
+    .unwrap();
+    let bytes = bytes_of(&mut first.journal.unwrap());
+    let journal = wasnap_journal::Journal::from_buffer(bytes).unwrap();
+    let second = Process::start(&program, ctx("chunks"), options(journal)).unwrap();
+    assert!(second.report().resumed.is_some());
+    let mut journal = second.run().unwrap().journal.unwrap();
+    let records = {
+        journal.reader().restart().unwrap();
+        journal.reader().rewind();
+        journal.reader().read_all_owned().unwrap()
+    };
+    let replayed = state::replay(records.iter().map(|r| (r.start, r.entry.clone()))).unwrap();
+    // At the last snapshot, the model and a runtime resume agree on where
+    // the file descriptor stands: after two chunks of 7 bytes.
+    let model = replayed.state.summary();
+    let (fd, position) = model
+        .descriptors
+        .iter()
+        .find_map(|(fd, d)| {
+            matches!(d.target, TargetSummary::Named(_)).then_some((*fd, d.position))
+        })
+        .unwrap_or_else(|| panic!("no open file at the snapshot: {:?}", model.descriptors));
+    assert_eq!(position, 14);
+    let bytes = bytes_of(&mut journal);
+    let resumed = Process::start(
+        &program,
+        ctx("chunks"),
+        ProcessOptions {
+            journal: Some(JournalTarget::Memory(
+                wasnap_journal::Journal::from_buffer(bytes).unwrap(),
+            )),
+            ..ProcessOptions::default()
+        },
+    )
+    .unwrap();
+    let Handle::File { pos, .. } = &resumed.ctx().fds().get(fd).unwrap().handle else {
+        panic!("descriptor {fd} is not a file");
+    };
+    assert_eq!(*pos, position);
+}

@@ -154,6 +154,17 @@ pub fn account_for_the_write_in_flight(cache: &Path, journal: &str, printed: &mu
     true
 }
 
+/// Whether the journal's last run exited (a kill can land after the
+/// program's end was journaled, while the process is tearing down).
+pub fn journal_says_exited(cache: &Path, journal: &str) -> bool {
+    let inspect = wasnap(cache)
+        .args(["journal", "inspect", "--json", journal])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text(&inspect.stdout)).unwrap();
+    report["next_run"]["start"] == "afresh"
+}
+
 /// Runs `wasnap run ARGS` (which must start with `--journal PATH`) to its
 /// end under kills at random moments, resuming with the same command;
 /// returns all it printed, in order, with a write lost in flight counted as
@@ -170,7 +181,7 @@ pub fn soak(cache: &Path, args: &[&str], moments: &mut Moments, kills: usize) ->
         let extra = moments.below(15);
         let (out, done) = run_and_kill(cache, args, lines, extra);
         printed.extend(out);
-        if done {
+        if done || journal_says_exited(cache, journal) {
             return (printed, killed);
         }
         killed += 1;
