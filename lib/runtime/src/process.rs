@@ -225,14 +225,9 @@ impl Process {
                 ctx.set_recorder(Box::new(TailReplayer::new(history.tail, live)));
             }
             (StartPoint::Fresh | StartPoint::Afresh { .. }, Some(writer)) => {
-                let recorder = JournalRecorder::start(
-                    writer.clone(),
-                    program.hash(),
-                    ctx.args(),
-                    ctx.env(),
-                    None,
-                )
-                .map_err(|source| recording_failed(writer, source))?;
+                let recorder =
+                    JournalRecorder::start(writer.clone(), program.hash(), ctx.args(), ctx.env())
+                        .map_err(|source| recording_failed(writer, source))?;
                 ctx.set_recorder(Box::new(recorder));
             }
             (StartPoint::Fresh | StartPoint::Afresh { .. }, None) => {}

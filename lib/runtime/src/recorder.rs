@@ -8,9 +8,7 @@
 //!   `ClockSetV1` entry records it whenever it moves, before the next effect,
 //!   so replay reproduces times exactly.
 
-use wasnap_journal::{
-    ClockSetV1, EnvironmentV1, InitModuleV1, JournalEntry, JournalWriter, ResumedFromSnapshotV1,
-};
+use wasnap_journal::{ClockSetV1, EnvironmentV1, InitModuleV1, JournalEntry, JournalWriter};
 use wasnap_wasi::reapply::EFFECT_CLOCK;
 use wasnap_wasi::{EffectRecorder, Trap};
 
@@ -21,24 +19,19 @@ pub struct JournalRecorder {
 }
 
 impl JournalRecorder {
-    /// Starts a run's records: `ResumedFromSnapshotV1` first when the run
-    /// resumed from the snapshot whose marker starts at `resumed_from` (so
-    /// that later replays follow this timeline), then the module's hash and
-    /// the arguments and environment the program sees.
+    /// Starts a new run's records: the module's hash, then the arguments
+    /// and environment the program sees. (A resumed run writes no start of
+    /// its own: see [`JournalRecorder::continuing`].)
     pub fn start(
         writer: JournalWriter,
         wasm_hash: [u8; 32],
         args: &[String],
         env: &[String],
-        resumed_from: Option<u64>,
     ) -> Result<JournalRecorder, Trap> {
         let mut recorder = JournalRecorder {
             writer,
             last_time: None,
         };
-        if let Some(snapshot_offset) = resumed_from {
-            recorder.record_untimed(ResumedFromSnapshotV1 { snapshot_offset }.into())?;
-        }
         recorder.record_untimed(InitModuleV1 { wasm_hash }.into())?;
         recorder.record_untimed(
             EnvironmentV1 {
