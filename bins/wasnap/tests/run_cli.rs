@@ -356,8 +356,10 @@ fn sockets_accept_receive_send_and_shut_down() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let cache = tempfile::tempdir().unwrap();
+    let journal = cache.path().join("echo.journal");
     let child = wasnap(cache.path())
-        .args(["run", "--listen", &addr])
+        .args(["run", "--listen", &addr, "--journal"])
+        .arg(&journal)
         .arg(fixture("echo_server.wasm"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -382,4 +384,17 @@ fn sockets_accept_receive_send_and_shut_down() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "echoed 12 bytes\n");
+    // What the guest received is journaled as input.
+    let export = wasnap(cache.path())
+        .args(["journal", "export"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let received: Vec<u8> = text(&export.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|e| e["type"] == "InputReadV1")
+        .flat_map(|e| common::base64_decode(e["data"].as_str().unwrap()))
+        .collect();
+    assert_eq!(text(&received), "hello, guest");
 }

@@ -5,9 +5,11 @@ use std::net::Shutdown;
 
 use crate::abi::{fdflags, rights, sock};
 use crate::ctx::WasiCtx;
+use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult};
 use crate::fd::{Descriptor, Handle};
 use crate::memory::{iovecs_len, GuestMemory};
+use wasnap_journal::{self as journal, JournalEntry};
 
 use super::fd::MAX_IO;
 
@@ -55,27 +57,52 @@ impl WasiCtx {
             return Err(Errno::Inval.into());
         }
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
-        let desc = self.fds.get_mut(fd)?;
-        let Handle::Stream(stream) = &mut desc.handle else {
+        let total = iovecs_len(&iovs).min(MAX_IO);
+        if !matches!(self.fds.get(fd)?.handle, Handle::Stream(_)) {
             return Err(Errno::Notsock.into());
-        };
-        let mut buf = vec![0u8; iovecs_len(&iovs).min(MAX_IO)];
-        let n = if flags & sock::RECV_PEEK != 0 {
-            stream.peek(&mut buf)?
-        } else if flags & sock::RECV_WAITALL != 0 {
-            let mut got = 0;
-            while got < buf.len() {
-                match stream.read(&mut buf[got..])? {
-                    0 => break,
-                    n => got += n,
+        }
+        let receive = |ctx: &mut WasiCtx| -> SysResult<Vec<u8>> {
+            let Handle::Stream(stream) = &mut ctx.fds.get_mut(fd)?.handle else {
+                return Err(Errno::Notsock.into());
+            };
+            let mut buf = vec![0u8; total];
+            let n = if flags & sock::RECV_PEEK != 0 {
+                stream.peek(&mut buf)?
+            } else if flags & sock::RECV_WAITALL != 0 {
+                let mut got = 0;
+                while got < buf.len() {
+                    match stream.read(&mut buf[got..])? {
+                        0 => break,
+                        n => got += n,
+                    }
                 }
-            }
-            got
-        } else {
-            stream.read(&mut buf)?
+                got
+            } else {
+                stream.read(&mut buf)?
+            };
+            buf.truncate(n);
+            Ok(buf)
         };
-        mem.scatter(&iovs, &buf[..n])?;
-        mem.write_u32(nread, n as u32)?;
+        // An input: journaled, and served from the journal on replay.
+        let data = if self.recording() {
+            let request = InputRequest::Read {
+                fd,
+                max: total as u64,
+            };
+            match self.input(request, |ctx| {
+                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
+                    fd,
+                    data: receive(ctx)?.into(),
+                }))
+            })? {
+                JournalEntry::InputReadV1(r) => r.data.into_owned(),
+                _ => return Err(Errno::Io.into()),
+            }
+        } else {
+            receive(self)?
+        };
+        mem.scatter(&iovs, &data)?;
+        mem.write_u32(nread, data.len() as u32)?;
         mem.write_u16_flags(oflags, 0)
     }
 
