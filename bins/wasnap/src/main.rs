@@ -41,6 +41,7 @@ const RUN_EXIT_CODES: &str = "Exit codes:
        the problem: missing, not wasm, no `_start`, unknown imports)
   3    a resumed program did something other than its journal holds (the
        message names the record); the journal is left as it was
+       (--on-divergence live cuts the journal's rest off and goes on instead)
 
 Journal: with --journal, a journal whose last run exited starts the program
 afresh over the files it restores; one whose last run did not exit (killed,

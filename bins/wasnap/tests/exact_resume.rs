@@ -186,7 +186,7 @@ fn read_positions_survive_every_snapshot_on_journaled_and_host_mounts() {
 }
 
 #[test]
-fn a_journal_whose_input_was_edited_diverges_naming_the_record() {
+fn a_journal_whose_input_was_edited_diverges_naming_the_record_or_goes_on_live() {
     let dir = tempfile::tempdir().unwrap();
     let data = soak_input(dir.path(), 14);
     let mount = format!("{}::/data:ro", data.display());
@@ -254,6 +254,65 @@ fn a_journal_whose_input_was_edited_diverges_naming_the_record() {
         before,
         "the journal is left as it was"
     );
+
+    // With --on-divergence live, the rest of the journal is cut off and the
+    // program goes on live from the diverging call.
+    let live = run_with_input(
+        dir.path(),
+        &[
+            "--journal",
+            t,
+            "--on-divergence",
+            "live",
+            "--dir",
+            &mount,
+            &module,
+            "/data/input.txt",
+        ],
+        b"",
+    );
+    assert!(live.status.success(), "{}", text(&live.stderr));
+    assert!(
+        text(&live.stderr).contains("going on live"),
+        "{}",
+        text(&live.stderr)
+    );
+    assert!(
+        text(&live.stdout).contains("done: 14 steps"),
+        "{}",
+        text(&live.stdout)
+    );
+    let inspect = wasnap(dir.path())
+        .args(["journal", "inspect", "--json", t])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text(&inspect.stdout)).unwrap();
+    assert!(
+        report["timeline"]["lost_records"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(report["next_run"]["start"], "afresh", "{report}");
+    // Compaction drops the lost records and the cut; the result replays.
+    let compacted = dir.path().join("compacted.journal");
+    let compact = wasnap(dir.path())
+        .args(["journal", "compact", t])
+        .arg(&compacted)
+        .output()
+        .unwrap();
+    assert!(compact.status.success(), "{}", text(&compact.stderr));
+    let again = run_with_input(
+        dir.path(),
+        &[
+            "--journal",
+            compacted.to_str().unwrap(),
+            "--dir",
+            &mount,
+            &module,
+            "/data/input.txt",
+        ],
+        b"",
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
 
     // The untouched journal resumes fine.
     let fine = run_with_input(

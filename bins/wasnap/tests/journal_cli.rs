@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn golden() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v1-all-entries.journal")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v2-all-entries.journal")
 }
 
 fn wasnap(args: &[&str], path: &Path) -> Output {
@@ -25,7 +25,7 @@ fn inspect_summarizes_the_golden_journal() {
     let out = wasnap(&["journal", "inspect"], &golden());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("format version  1"), "{stdout}");
+    assert!(stdout.contains("format version  2"), "{stdout}");
     let records = wasnap_journal::EntryKind::ALL.len();
     assert!(
         stdout.contains(&format!("records         {records} in")),
@@ -50,7 +50,7 @@ fn inspect_json_and_entries_agree_with_the_library() {
         assert_eq!(line["entry"], record.entry.to_json());
     }
     assert!(reader.read_next().unwrap().is_none());
-    assert_eq!(summary["format_version"], 1);
+    assert_eq!(summary["format_version"], wasnap_journal::FORMAT_VERSION);
     assert_eq!(summary["records"], entries.len());
     assert!(summary["error"].is_null());
 }

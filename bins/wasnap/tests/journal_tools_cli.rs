@@ -14,7 +14,7 @@ use wasnap_journal::{
 };
 
 fn golden() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v1-all-entries.journal")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v2-all-entries.journal")
 }
 
 fn wasnap(args: &[&str]) -> Output {

@@ -280,6 +280,11 @@ journal_entries! {
     /// `snapshot_offset`; records between that marker and this one belong to
     /// a lost timeline and are not replayed.
     41 => ResumedFromSnapshotV1 in Snapshots { snapshot_offset: u64 }
+    /// A resumed program diverged from its journal at the record at
+    /// `from_offset` and went on live (`--on-divergence live`): records from
+    /// there up to this one belong to a lost timeline and are not replayed.
+    /// (Format version 2.)
+    42 => TimelineCutV1 in Snapshots { from_offset: u64 }
 
     // ----- descriptors: 100..=129 ---------------------------------------
     /// `path_open` succeeded and returned `fd`.

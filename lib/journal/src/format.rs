@@ -25,7 +25,7 @@ use crate::error::{ReadErrorKind, TailDamage};
 /// The first 8 bytes of every journal (and of every concatenated segment).
 pub const MAGIC: [u8; 8] = *b"WSNPJRNL";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The tag of the header record that follows each magic.
 pub const HEADER_TAG: u16 = 0;
 /// Size of a record header.

@@ -11,7 +11,11 @@
 //!   belongs to a *lost timeline* (the state at `R` is the state at the
 //!   marker), and the marker is again the last live one;
 //! - a resume that names no earlier marker is damage
-//!   ([`UnknownSnapshot`]).
+//!   ([`UnknownSnapshot`]);
+//! - a `TimelineCutV1 { from_offset: D }` record at offset `R` says that a
+//!   resumed program diverged at the record at `D` and went on live: every
+//!   record that starts at or after `D` and before `R` belongs to a lost
+//!   timeline, and markers among them no longer count.
 //!
 //! Lost ranges nest and overlap freely (a run may resume from a marker older
 //! than a previous resume's); a record is live when no lost range holds it.
@@ -44,6 +48,12 @@ pub enum TimelineStep {
     Resumed {
         /// Offset of the marker the run resumed from.
         marker: u64,
+        /// Start offsets of the records that no longer count.
+        lost: Range<u64>,
+    },
+    /// A resumed run diverged and went on live: the records in `lost` (by
+    /// start offset) belong to a lost timeline.
+    Cut {
         /// Start offsets of the records that no longer count.
         lost: Range<u64>,
     },
@@ -84,6 +94,11 @@ impl TimelineTracker {
                         snapshot_offset: r.snapshot_offset,
                     })
                 }
+            }
+            JournalEntry::TimelineCutV1(c) => {
+                let lost = c.from_offset.min(offset)..offset;
+                self.markers.retain(|m| !lost.contains(m));
+                Ok(TimelineStep::Cut { lost })
             }
             _ => Ok(TimelineStep::Continues),
         }
@@ -154,6 +169,8 @@ pub struct TimelineBuilder {
     offsets: Vec<u64>,
     lost: Vec<Range<u64>>,
     last_marker: Option<u64>,
+    /// Live markers, in order (a cut can take the last ones away).
+    markers: Vec<u64>,
 }
 
 impl TimelineBuilder {
@@ -166,9 +183,20 @@ impl TimelineBuilder {
         self.offsets.push(offset);
         match self.tracker.observe(offset, entry)? {
             TimelineStep::Continues => {}
-            TimelineStep::Snapshot => self.last_marker = Some(offset),
+            TimelineStep::Snapshot => {
+                self.markers.push(offset);
+                self.last_marker = Some(offset);
+            }
             TimelineStep::Resumed { marker, lost } => {
+                self.markers.retain(|m| !lost.contains(m));
                 self.last_marker = Some(marker);
+                self.lost.push(lost);
+            }
+            TimelineStep::Cut { lost } => {
+                self.markers.retain(|m| !lost.contains(m));
+                if self.last_marker.is_some_and(|m| lost.contains(&m)) {
+                    self.last_marker = self.markers.last().copied();
+                }
                 self.lost.push(lost);
             }
         }
@@ -265,6 +293,27 @@ mod tests {
         assert_eq!(t.lost_ranges(), &[Range { start: 11, end: 60 }]);
         assert_eq!(t.last_marker(), Some(70));
         assert!(t.is_live(70) && t.is_live(60) && !t.is_live(40));
+    }
+
+    #[test]
+    fn a_cut_loses_what_the_diverged_run_had_journaled() {
+        let cut: JournalEntry<'static> = crate::TimelineCutV1 { from_offset: 30 }.into();
+        let t = Timeline::scan([
+            (10, marker()),
+            (20, other()),
+            (30, other()),
+            (40, marker()),
+            (50, cut),
+            (60, other()),
+        ])
+        .unwrap();
+        assert!(t.is_live(20) && !t.is_live(30) && !t.is_live(40) && t.is_live(50));
+        assert_eq!(
+            t.last_marker(),
+            Some(10),
+            "the marker in the cut no longer counts"
+        );
+        assert_eq!(t.lost_records(), 2);
     }
 
     #[test]

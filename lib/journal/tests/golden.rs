@@ -89,3 +89,26 @@ fn docs_format_md_lists_every_tag() {
     }
     assert!(doc.contains(&format!("Format version: {FORMAT_VERSION}")));
 }
+
+/// Journals written in format version 1 (before `TimelineCutV1`) stay
+/// readable: the version 1 golden journal reads back as its JSON.
+#[test]
+fn version_1_journals_still_read() {
+    let mut reader = JournalReader::open(fixture("v1-all-entries.journal")).unwrap();
+    let expected = std::fs::read_to_string(fixture("v1-all-entries.jsonl")).unwrap();
+    let mut lines = expected.lines();
+    let mut kinds = Vec::new();
+    while let Some(record) = reader.read_next().unwrap() {
+        let json: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(record.entry.to_json(), json);
+        kinds.push(record.entry.kind());
+    }
+    assert!(lines.next().is_none());
+    assert_eq!(reader.format_version(), Some(1));
+    let version_1: Vec<EntryKind> = EntryKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| *k != EntryKind::TimelineCutV1)
+        .collect();
+    assert_eq!(kinds, version_1);
+}

@@ -86,3 +86,4 @@ pub use program::{LoadReport, Program};
 pub use recorder::{module_hash, JournalRecorder};
 pub use replay::{ReplayError, ReplayOptions, ReplaySummary, ResumePoint};
 pub use snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
+pub use tail::OnDivergence;

@@ -22,7 +22,7 @@ use crate::program::Program;
 use crate::recorder::JournalRecorder;
 use crate::replay::{replay_history, ReplayOptions, ReplaySummary};
 use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
-use crate::tail::TailReplayer;
+use crate::tail::{OnDivergence, TailReplayer};
 use wasnap_journal::start::StartPoint;
 
 /// The journal a process records into (and resumes from).
@@ -58,6 +58,8 @@ pub struct ProcessOptions {
     pub force: bool,
     /// When to snapshot.
     pub policy: SnapshotPolicy,
+    /// What a resumed program does when it diverges from its journal.
+    pub on_divergence: OnDivergence,
 }
 
 /// Where a process resumed.
@@ -191,6 +193,7 @@ impl Process {
             force: options.force,
             module_hash: Some(program.hash()),
             resume: true,
+            last_is_own: writer.is_some(),
         };
         let history = replay_history(&mut ctx, &mut readers, &replay_options)?;
         let mut report = StartReport {
@@ -222,7 +225,11 @@ impl Process {
                     ctx.set_environment(args.clone(), env.clone());
                 }
                 let live = writer.clone().map(JournalRecorder::continuing);
-                ctx.set_recorder(Box::new(TailReplayer::new(history.tail, live)));
+                ctx.set_recorder(Box::new(TailReplayer::new(
+                    history.tail,
+                    live,
+                    options.on_divergence,
+                )));
             }
             (StartPoint::Fresh | StartPoint::Afresh { .. }, Some(writer)) => {
                 let recorder =

@@ -26,6 +26,9 @@ pub struct ReplayOptions {
     /// Stop where the next run starts (see [`StartPoint`]) and collect what
     /// resuming needs; otherwise re-apply every live record.
     pub resume: bool,
+    /// The last journal of the history is the process's own (its tail can
+    /// be cut off by `--on-divergence live`); the others are read-only.
+    pub last_is_own: bool,
 }
 
 /// What resuming from a snapshot needs, collected by [`replay`].
@@ -152,15 +155,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One pass over every journal: each one's live timeline, and where the
-/// next run starts. Every run's module is checked against `module_hash`.
+/// Each journal's live timeline (one pass), then where the next run starts
+/// (a second pass over the live records: a cut can lose what came before
+/// it). Every run's module is checked against `module_hash`.
 fn plan(
     readers: &mut [JournalReader],
     options: &ReplayOptions,
 ) -> Result<(Vec<Timeline>, StartPoint), ReplayError> {
-    let mut planner = StartPlanner::new();
     let mut timelines = Vec::with_capacity(readers.len());
-    for (journal, reader) in readers.iter_mut().enumerate() {
+    for reader in readers.iter_mut() {
         let name = reader.name().to_owned();
         let mut builder = TimelineBuilder::default();
         reader.rewind();
@@ -171,6 +174,17 @@ fn plan(
                     journal: name.clone(),
                     source,
                 })?;
+        }
+        timelines.push(builder.finish());
+    }
+    let mut planner = StartPlanner::new();
+    for (journal, (reader, timeline)) in readers.iter_mut().zip(&timelines).enumerate() {
+        let name = reader.name().to_owned();
+        reader.rewind();
+        while let Some(record) = reader.read_next()? {
+            if !timeline.is_live(record.start) {
+                continue;
+            }
             let resumed_marker = match &record.entry {
                 JournalEntry::ResumedFromSnapshotV1(r) => Some(Position {
                     journal,
@@ -180,7 +194,7 @@ fn plan(
                     if let (Some(running), false) = (options.module_hash, options.force) {
                         if running != init.wasm_hash {
                             return Err(ReplayError::ModuleMismatch {
-                                journal: name.clone(),
+                                journal: name,
                                 recorded: hex(&init.wasm_hash),
                                 running: hex(&running),
                             });
@@ -197,7 +211,6 @@ fn plan(
             planner.observe(position, &record.entry, resumed_marker);
         }
         reader.rewind();
-        timelines.push(builder.finish());
     }
     Ok((timelines, planner.finish()))
 }
@@ -248,11 +261,12 @@ pub fn replay_history(
             (Some(p), _) if journal == p.journal => Cut::Before(p.offset),
             (Some(_), _) => Cut::Nothing,
         };
+        let own = options.last_is_own && journal + 1 == timelines.len();
         let summary = replay_journal(
             ctx,
             reader,
             timeline,
-            cut,
+            (cut, own),
             options,
             &mut image,
             &mut thread,
@@ -269,7 +283,7 @@ fn replay_journal(
     ctx: &mut WasiCtx,
     reader: &mut JournalReader,
     timeline: &Timeline,
-    cut: Cut,
+    (cut, own): (Cut, bool),
     options: &ReplayOptions,
     image: &mut MemoryImage,
     thread: &mut Option<ThreadStateV1<'static>>,
@@ -316,6 +330,7 @@ fn replay_journal(
         if in_tail {
             history.tail.push(TailRecord {
                 journal: journal.clone(),
+                own,
                 offset,
                 entry: record.entry.into_owned(),
             });

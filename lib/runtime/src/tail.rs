@@ -12,18 +12,32 @@
 
 use std::collections::VecDeque;
 
-use wasnap_journal::JournalEntry;
+use wasnap_journal::{JournalEntry, TimelineCutV1};
 use wasnap_wasi::effects::{Divergence, InputRequest};
 use wasnap_wasi::reapply::EFFECT_CLOCK;
 use wasnap_wasi::{EffectRecorder, Trap};
 
 use crate::recorder::JournalRecorder;
 
+/// What a resumed program does when it diverges from its journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDivergence {
+    /// Stop with the divergence (the journal is left as it was).
+    #[default]
+    Stop,
+    /// Cut the rest of the tail off (a `TimelineCutV1` record makes it a
+    /// lost timeline) and go on live from the diverging call. Only a tail in
+    /// the process's own journal can be cut; in a read-only base it stops.
+    Live,
+}
+
 /// One record of the tail.
 #[derive(Debug, Clone)]
 pub struct TailRecord {
     /// The journal it is in (its name).
     pub journal: String,
+    /// Whether that is the process's own journal (not a read-only base).
+    pub own: bool,
     /// Its offset there.
     pub offset: u64,
     /// The entry.
@@ -39,6 +53,7 @@ pub struct TailReplayer {
     time: Option<u64>,
     /// Where live records go (`None`: the process does not record).
     live: Option<JournalRecorder>,
+    on_divergence: OnDivergence,
 }
 
 /// Whether a tail record is something re-execution produces again.
@@ -51,6 +66,7 @@ fn is_reproduced(entry: &JournalEntry<'_>) -> bool {
         | E::ThreadStateV1(_)
         | E::SnapshotV1(_)
         | E::ResumedFromSnapshotV1(_)
+        | E::TimelineCutV1(_)
         | E::InitModuleV1(_)
         | E::EnvironmentV1(_) => false,
         // Effect times are consumed by `replay_time`, not compared.
@@ -123,12 +139,17 @@ fn describe(entry: &JournalEntry<'_>) -> String {
 
 impl TailReplayer {
     /// Serves `tail` (in journal order), then records into `live`.
-    pub fn new(tail: Vec<TailRecord>, live: Option<JournalRecorder>) -> TailReplayer {
+    pub fn new(
+        tail: Vec<TailRecord>,
+        live: Option<JournalRecorder>,
+        on_divergence: OnDivergence,
+    ) -> TailReplayer {
         TailReplayer {
             tail: tail.into(),
             index: 0,
             time: None,
             live,
+            on_divergence,
         }
     }
 
@@ -155,26 +176,44 @@ impl TailReplayer {
         Some(record)
     }
 
-    fn diverged(&self, record: &TailRecord, made: String, detail: String) -> Trap {
-        Trap::Divergence(Box::new(Divergence {
+    /// The program diverged at `record`: stops it (an error), or cuts the
+    /// tail off and goes on live (`Ok`).
+    fn diverged(&mut self, record: &TailRecord, made: String, detail: String) -> Result<(), Trap> {
+        let divergence = Divergence {
             journal: record.journal.clone(),
             index: self.index - 1,
             offset: record.offset,
             expected: record.entry.kind().name(),
             made,
             detail,
-        }))
+        };
+        match (&mut self.live, self.on_divergence, record.own) {
+            (Some(live), OnDivergence::Live, true) => {
+                live.record_untimed(
+                    TimelineCutV1 {
+                        from_offset: record.offset,
+                    }
+                    .into(),
+                )?;
+                live.commit_output()?;
+                tracing::warn!("{divergence}; going on live, the rest of the journal is cut off");
+                self.tail.clear();
+                Ok(())
+            }
+            _ => Err(Trap::Divergence(Box::new(divergence))),
+        }
     }
 
-    /// Checks an effect the program made against the next record.
+    /// Checks an effect the program made against the next record; `None`
+    /// when it diverged and went on live.
     fn check(
         &mut self,
         made: &JournalEntry<'_>,
         offsets_matter: bool,
-    ) -> Result<JournalEntry<'static>, Trap> {
+    ) -> Result<Option<JournalEntry<'static>>, Trap> {
         let Some(record) = self.next() else {
             // Cannot happen: callers ask `replaying` first.
-            return Ok(made.clone().into_owned());
+            return Ok(None);
         };
         let same = match (&record.entry, made) {
             (JournalEntry::FileDescriptorWriteV1(a), JournalEntry::FileDescriptorWriteV1(b))
@@ -185,25 +224,22 @@ impl TailReplayer {
             (a, b) => a == b,
         };
         if same {
-            Ok(record.entry)
-        } else {
-            Err(self.diverged(
-                &record,
-                made.kind().name().to_owned(),
-                format!(
-                    "journaled {}, made {}",
-                    describe(&record.entry),
-                    describe(made)
-                ),
-            ))
+            return Ok(Some(record.entry));
         }
+        let detail = format!(
+            "journaled {}, made {}",
+            describe(&record.entry),
+            describe(made)
+        );
+        self.diverged(&record, made.kind().name().to_owned(), detail)?;
+        Ok(None)
     }
 }
 
 impl EffectRecorder for TailReplayer {
     fn record(&mut self, time_ns: u64, entry: JournalEntry<'_>) -> Result<(), Trap> {
-        if self.replaying() {
-            return self.check(&entry, true).map(drop);
+        if self.replaying() && self.check(&entry, true)?.is_some() {
+            return Ok(());
         }
         match &mut self.live {
             Some(live) => live.record(time_ns, entry),
@@ -212,8 +248,8 @@ impl EffectRecorder for TailReplayer {
     }
 
     fn record_untimed(&mut self, entry: JournalEntry<'_>) -> Result<(), Trap> {
-        if self.replaying() {
-            return self.check(&entry, true).map(drop);
+        if self.replaying() && self.check(&entry, true)?.is_some() {
+            return Ok(());
         }
         match &mut self.live {
             Some(live) => live.record_untimed(entry),
@@ -241,7 +277,10 @@ impl EffectRecorder for TailReplayer {
         }
     }
 
-    fn replay_input(&mut self, request: InputRequest) -> Result<JournalEntry<'static>, Trap> {
+    fn replay_input(
+        &mut self,
+        request: InputRequest,
+    ) -> Result<Option<JournalEntry<'static>>, Trap> {
         let Some(record) = self.next() else {
             return Err(Trap::Divergence(Box::new(Divergence {
                 journal: String::new(),
@@ -253,12 +292,18 @@ impl EffectRecorder for TailReplayer {
             })));
         };
         match request.answered_by(&record.entry) {
-            Ok(()) => Ok(record.entry),
-            Err(detail) => Err(self.diverged(&record, request.kind().name().to_owned(), detail)),
+            Ok(()) => Ok(Some(record.entry)),
+            Err(detail) => {
+                self.diverged(&record, request.kind().name().to_owned(), detail)?;
+                Ok(None)
+            }
         }
     }
 
-    fn replay_external(&mut self, made: JournalEntry<'_>) -> Result<JournalEntry<'static>, Trap> {
+    fn replay_external(
+        &mut self,
+        made: JournalEntry<'_>,
+    ) -> Result<Option<JournalEntry<'static>>, Trap> {
         self.check(&made, false)
     }
 }
@@ -272,6 +317,7 @@ mod tests {
     fn record(offset: u64, entry: JournalEntry<'static>) -> TailRecord {
         TailRecord {
             journal: "j".into(),
+            own: true,
             offset,
             entry,
         }
@@ -307,7 +353,7 @@ mod tests {
                 .into(),
             ),
         ];
-        let mut r = TailReplayer::new(tail, None);
+        let mut r = TailReplayer::new(tail, None, OnDivergence::Stop);
         assert!(r.replaying());
         assert_eq!(r.replay_time(), Some(7));
         r.record(7, write(1, b"a")).unwrap();
@@ -321,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_different_effect_is_a_divergence_naming_the_record() {
-        let mut r = TailReplayer::new(vec![record(40, write(1, b"yes"))], None);
+        let mut r = TailReplayer::new(vec![record(40, write(1, b"yes"))], None, OnDivergence::Stop);
         let Err(Trap::Divergence(d)) = r.record(0, write(1, b"no")) else {
             panic!("not a divergence")
         };
@@ -343,14 +389,14 @@ mod tests {
             time_ns: 99,
         }
         .into();
-        let mut r = TailReplayer::new(vec![record(8, clock.clone())], None);
+        let mut r = TailReplayer::new(vec![record(8, clock.clone())], None, OnDivergence::Stop);
         assert_eq!(
             r.replay_input(InputRequest::Clock { clock_id: 1 }).unwrap(),
-            clock
+            Some(clock.clone())
         );
-        let mut r = TailReplayer::new(vec![record(8, clock)], None);
+        let mut r = TailReplayer::new(vec![record(8, clock)], None, OnDivergence::Stop);
         assert!(r.replay_input(InputRequest::Clock { clock_id: 0 }).is_err());
-        let mut r = TailReplayer::new(vec![record(8, write(1, b"x"))], None);
+        let mut r = TailReplayer::new(vec![record(8, write(1, b"x"))], None, OnDivergence::Stop);
         assert!(r.replay_input(InputRequest::Random { len: 4 }).is_err());
     }
 
@@ -361,8 +407,50 @@ mod tests {
             offset: 4096,
             data: b"row".to_vec().into(),
         };
-        let mut r = TailReplayer::new(vec![record(8, journaled.clone().into())], None);
+        let mut r = TailReplayer::new(
+            vec![record(8, journaled.clone().into())],
+            None,
+            OnDivergence::Stop,
+        );
         let back = r.replay_external(write(5, b"row")).unwrap();
-        assert_eq!(back, journaled.into());
+        assert_eq!(back, Some(journaled.into()));
+    }
+
+    #[test]
+    fn going_live_on_divergence_cuts_the_rest_of_the_tail_off() {
+        let journal = wasnap_journal::Journal::in_memory();
+        let writer = journal.writer().clone();
+        let live = JournalRecorder::continuing(writer.clone());
+        let tail = vec![record(40, write(1, b"yes")), record(80, write(1, b"more"))];
+        let mut r = TailReplayer::new(tail, Some(live), OnDivergence::Live);
+        r.record(0, write(1, b"no")).unwrap();
+        assert!(!r.replaying(), "live after the divergence");
+        writer.flush().unwrap();
+        let mut journal = journal;
+        journal.reader().restart().unwrap();
+        let records = journal.reader().read_all_owned().unwrap();
+        let kinds: Vec<_> = records.iter().map(|r| r.entry.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                TimelineCutV1 { from_offset: 40 }.into(),
+                ClockSetV1 {
+                    clock_id: 0,
+                    time_ns: 0
+                }
+                .into(),
+                write(1, b"no"),
+            ],
+            "the cut, then the diverging effect, recorded live"
+        );
+        // A tail in a read-only base cannot be cut: it stops.
+        let mut base = record(40, write(1, b"yes"));
+        base.own = false;
+        let live = JournalRecorder::continuing(writer);
+        let mut r = TailReplayer::new(vec![base], Some(live), OnDivergence::Live);
+        assert!(matches!(
+            r.record(0, write(1, b"no")),
+            Err(Trap::Divergence(_))
+        ));
     }
 }

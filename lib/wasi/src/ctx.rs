@@ -159,7 +159,9 @@ impl WasiCtx {
     ) -> SysResult<JournalEntry<'static>> {
         if self.replaying() {
             if let Some(recorder) = &mut self.recorder {
-                return Ok(recorder.replay_input(request)?);
+                if let Some(entry) = recorder.replay_input(request)? {
+                    return Ok(entry);
+                }
             }
         }
         let entry = live(self)?;
@@ -170,11 +172,12 @@ impl WasiCtx {
     }
 
     /// While replaying: checks an effect that leaves the process (not
-    /// performed again); returns the journaled record.
+    /// performed again); returns the journaled record, or `None` when the
+    /// program diverged and went on live (perform the effect then).
     pub(crate) fn replay_external(
         &mut self,
         made: JournalEntry<'_>,
-    ) -> SysResult<JournalEntry<'static>> {
+    ) -> SysResult<Option<JournalEntry<'static>>> {
         match &mut self.recorder {
             Some(recorder) => Ok(recorder.replay_external(made)?),
             None => Err(crate::errno::Errno::Notsup.into()),

@@ -163,8 +163,13 @@ pub trait EffectRecorder: Send {
     fn replay_time(&mut self) -> Option<u64> {
         None
     }
-    /// While replaying: the journaled input that answers `request`.
-    fn replay_input(&mut self, request: InputRequest) -> Result<JournalEntry<'static>, Trap> {
+    /// While replaying: the journaled input that answers `request`, or
+    /// `None` when the program diverged here and went on live (the caller
+    /// then produces the input live).
+    fn replay_input(
+        &mut self,
+        request: InputRequest,
+    ) -> Result<Option<JournalEntry<'static>>, Trap> {
         Err(Trap::Divergence(Box::new(Divergence {
             journal: String::new(),
             index: 0,
@@ -177,8 +182,12 @@ pub trait EffectRecorder: Send {
     /// While replaying: checks an effect that leaves the process (it is not
     /// performed again) and returns the journaled record. For writes, the
     /// descriptor and the bytes are compared, not the file offset, which
-    /// the caller takes from the returned record.
-    fn replay_external(&mut self, made: JournalEntry<'_>) -> Result<JournalEntry<'static>, Trap> {
+    /// the caller takes from the returned record. `None`: the program
+    /// diverged here and went on live; the caller performs the effect.
+    fn replay_external(
+        &mut self,
+        made: JournalEntry<'_>,
+    ) -> Result<Option<JournalEntry<'static>>, Trap> {
         Err(Trap::Divergence(Box::new(Divergence {
             journal: String::new(),
             index: 0,

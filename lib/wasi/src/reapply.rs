@@ -273,7 +273,8 @@ impl Reapplier<'_> {
             | E::ThreadStateV1(_)
             | E::ThreadExitV1(_)
             | E::SnapshotV1(_)
-            | E::ResumedFromSnapshotV1(_) => {}
+            | E::ResumedFromSnapshotV1(_)
+            | E::TimelineCutV1(_) => {}
             // Sockets, pipes, events, epoll, terminals and directory changes
             // cannot be brought back.
             E::DuplicateFileDescriptorV1(_) | not_restorable!() => {
@@ -501,6 +502,7 @@ fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
         | E::ThreadExitV1(_)
         | E::SnapshotV1(_)
         | E::ResumedFromSnapshotV1(_)
+        | E::TimelineCutV1(_)
         | E::ClockReadV1(_)
         | E::RandomBytesV1(_)
         | E::InputReadV1(_)

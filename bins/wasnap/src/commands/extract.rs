@@ -1,65 +1,63 @@
 //! `wasnap journal extract memory PATH OUT [--snapshot N]`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use wasnap_journal::memory::MemoryImage;
-use wasnap_journal::timeline::{TimelineStep, TimelineTracker};
+use wasnap_journal::timeline::TimelineBuilder;
 use wasnap_journal::JournalEntry;
 
 use super::{check_destination, open_reader};
 use crate::exit;
 
-/// Writes the memory image as of snapshot `snapshot` (1-based, in journal
-/// order; the last one by default) to `out`. Memory written on a timeline a
-/// later run abandoned (between a snapshot and a resume from it) is not
+/// Writes the memory image as of snapshot `snapshot` (1-based, among the
+/// snapshots of the live timeline, in journal order; the last one by
+/// default) to `out`. Memory written on a timeline a later run abandoned
+/// (after a snapshot it resumed from, or past a divergence it cut) is not
 /// part of any later snapshot's image.
 pub fn extract_memory(path: &Path, out: &Path, snapshot: Option<usize>, force: bool) -> Result<u8> {
     check_destination(out, force)?;
     let mut reader = open_reader(path)?;
-    let mut image = MemoryImage::new();
-    // Images at each snapshot marker, for resumes that go back to one.
-    let mut at_snapshot: HashMap<u64, MemoryImage> = HashMap::new();
-    let mut snapshots: Vec<(u64, MemoryImage)> = Vec::new();
-    let mut timeline = TimelineTracker::new();
+    // First pass: the live timeline.
+    let mut timeline = TimelineBuilder::default();
     loop {
-        let record = match reader.read_next() {
-            Ok(Some(record)) => record,
+        match reader.read_next() {
+            Ok(Some(record)) => {
+                if let Err(e) = timeline.observe(record.start, &record.entry) {
+                    eprintln!("wasnap: {}: {e}", path.display());
+                    return Ok(exit::DAMAGED);
+                }
+            }
             Ok(None) => break,
             Err(error) => {
                 eprintln!("wasnap: {error}");
                 return Ok(exit::DAMAGED);
             }
-        };
-        let step = match timeline.observe(record.start, &record.entry) {
-            Ok(step) => step,
-            Err(e) => {
-                eprintln!("wasnap: {}: {e}", path.display());
-                return Ok(exit::DAMAGED);
-            }
-        };
-        match step {
-            TimelineStep::Continues => {
-                if let JournalEntry::UpdateMemoryRegionV1(region) = &record.entry {
-                    if let Err(e) = image.apply(region) {
-                        eprintln!("wasnap: {}: offset {}: {e}", path.display(), record.start);
-                        return Ok(exit::DAMAGED);
-                    }
+        }
+    }
+    let timeline = timeline.finish();
+    // Second pass: the image, from live records only.
+    reader.rewind();
+    let mut image = MemoryImage::new();
+    let mut snapshots: Vec<(u64, MemoryImage)> = Vec::new();
+    while let Ok(Some(record)) = reader.read_next() {
+        if !timeline.is_live(record.start) {
+            continue;
+        }
+        match &record.entry {
+            JournalEntry::UpdateMemoryRegionV1(region) => {
+                if let Err(e) = image.apply(region) {
+                    eprintln!("wasnap: {}: offset {}: {e}", path.display(), record.start);
+                    return Ok(exit::DAMAGED);
                 }
             }
-            TimelineStep::Snapshot => {
-                at_snapshot.insert(record.start, image.clone());
+            JournalEntry::SnapshotV1(_) => {
                 snapshots.push((record.start, image.clone()));
                 if Some(snapshots.len()) == snapshot {
                     break;
                 }
             }
-            TimelineStep::Resumed { marker, .. } => {
-                if let Some(saved) = at_snapshot.get(&marker) {
-                    image = saved.clone();
-                }
-            }
+            _ => {}
         }
     }
     let chosen = match snapshot {

@@ -76,12 +76,7 @@ fn scan(
                         timeline = Err(e);
                     }
                 }
-                let at = |offset| Position { journal: 0, offset };
-                let resumed = match &record.entry {
-                    JournalEntry::ResumedFromSnapshotV1(r) => Some(at(r.snapshot_offset)),
-                    _ => None,
-                };
-                planner.observe(at(record.start), &record.entry, resumed);
+
                 let tally = summary.per_kind.entry(record.entry.kind()).or_default();
                 tally.entries += 1;
                 tally.bytes += record.end - record.start;
@@ -113,6 +108,22 @@ fn scan(
     summary.version = reader.format_version();
     summary.valid_end = reader.position();
     summary.timeline = timeline.map(TimelineBuilder::finish);
+    // Where the next run starts: over the live records only (a cut can
+    // lose records that came before it).
+    if let Ok(timeline) = &summary.timeline {
+        reader.rewind();
+        while let Ok(Some(record)) = reader.read_next() {
+            if !timeline.is_live(record.start) {
+                continue;
+            }
+            let at = |offset| Position { journal: 0, offset };
+            let resumed = match &record.entry {
+                JournalEntry::ResumedFromSnapshotV1(r) => Some(at(r.snapshot_offset)),
+                _ => None,
+            };
+            planner.observe(at(record.start), &record.entry, resumed);
+        }
+    }
     summary.start = (planner.finish(), planner.tail_records());
     Ok(summary)
 }

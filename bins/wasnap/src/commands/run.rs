@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use wasnap_journal::start::StartPoint;
 use wasnap_journal::SnapshotTrigger;
 use wasnap_runtime::{
-    BaseJournal, CacheOutcome, JournalTarget, ModuleCache, Process, ProcessOptions, Program,
-    ReplaySummary, SnapshotPolicy,
+    BaseJournal, CacheOutcome, JournalTarget, ModuleCache, OnDivergence, Process, ProcessOptions,
+    Program, ReplaySummary, SnapshotPolicy,
 };
 use wasnap_wasi::{ExitStatus, WasiCtx};
 
@@ -99,6 +99,11 @@ pub struct RunOptions {
     /// continues into --journal. One base serves many runs. Repeatable.
     #[arg(long = "journal-readonly", value_name = "PATH")]
     pub journal_readonly: Vec<PathBuf>,
+    /// When a resumed program does something other than its journal holds:
+    /// stop (exit 3, the journal is left as it was), or cut the rest of the
+    /// journal off and go on live from there.
+    #[arg(long, value_name = "WHAT", value_enum, default_value = "stop")]
+    pub on_divergence: DivergenceChoice,
     /// While replaying, print the recorded standard output and error again.
     #[arg(long)]
     pub replay_stdio: bool,
@@ -125,6 +130,16 @@ pub struct RunOptions {
     /// snapshot point before exiting without a snapshot.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub sigint_grace: Duration,
+}
+
+/// `--on-divergence` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DivergenceChoice {
+    /// Stop with a message naming the record (exit 3).
+    #[default]
+    Stop,
+    /// Cut the journal's rest off (a lost timeline) and go on live.
+    Live,
 }
 
 /// Parses a duration: a number with a unit (`ms`, `s`, `m`), e.g. `500ms`.
@@ -254,6 +269,10 @@ pub fn run(options: RunOptions) -> Result<i32> {
             .collect(),
         replay_stdio: options.replay_stdio,
         force: options.force,
+        on_divergence: match options.on_divergence {
+            DivergenceChoice::Stop => OnDivergence::Stop,
+            DivergenceChoice::Live => OnDivergence::Live,
+        },
         policy: SnapshotPolicy {
             triggers: options.snapshot_on.clone(),
             interval: options.snapshot_interval,

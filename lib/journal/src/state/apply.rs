@@ -26,8 +26,9 @@ impl State {
                 self.threads.remove(&e.thread_id);
             }
             JournalEntry::SnapshotV1(e) => self.last_snapshot = Some(e.clone()),
-            // The replayer has already put back the state of the marker.
-            JournalEntry::ResumedFromSnapshotV1(_) => {}
+            // The replayer has already put back the state of the marker, or
+            // skipped the records a cut lost.
+            JournalEntry::ResumedFromSnapshotV1(_) | JournalEntry::TimelineCutV1(_) => {}
             JournalEntry::OpenFileDescriptorV1(e) => self.open(e)?,
             JournalEntry::CloseFileDescriptorV1(e) => {
                 if self.target_of(e.fd).is_none() {

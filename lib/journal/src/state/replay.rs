@@ -48,6 +48,9 @@ impl Replayer {
                 self.snapshots.insert(offset, self.state.clone());
                 Ok(())
             }
+            TimelineStep::Cut { .. } => Err(StateError::Unsupported(
+                "TimelineCutV1 applied one record at a time (replay the whole journal)",
+            )),
             TimelineStep::Resumed { marker, .. } => {
                 let saved = self.snapshots.get(&marker).ok_or_else(|| {
                     invalid(entry.kind(), format!("no snapshot at offset {marker}"))
@@ -68,10 +71,23 @@ impl Replayer {
 pub fn replay<'e>(
     records: impl IntoIterator<Item = (u64, JournalEntry<'e>)>,
 ) -> Result<Replayed, (u64, StateError)> {
+    // A cut loses records it follows: find the live timeline first.
+    let records: Vec<(u64, JournalEntry<'e>)> = records.into_iter().collect();
+    let timeline = crate::timeline::Timeline::scan(records.iter().map(|(o, e)| (*o, e.reborrow())))
+        .map_err(|e| {
+            (
+                e.resume_offset,
+                invalid(EntryKind::ResumedFromSnapshotV1, e.to_string()),
+            )
+        })?;
     let mut replayer = Replayer::new();
     let mut at_last_snapshot: Option<(u64, State)> = None;
     let mut tail = Vec::new();
     for (offset, entry) in records {
+        // Records a cut lost, and the cut itself, are history only.
+        if !timeline.is_live(offset) || matches!(entry, JournalEntry::TimelineCutV1(_)) {
+            continue;
+        }
         replayer.apply(offset, &entry).map_err(|e| (offset, e))?;
         if matches!(entry, JournalEntry::SnapshotV1(_)) {
             at_last_snapshot = Some((offset, replayer.state.clone()));
@@ -119,6 +135,25 @@ mod tests {
         assert_eq!(replayed.tail.len(), 1);
         assert!(!replayed.state.names.contains_key(&(ROOT, "b".to_owned())));
         assert!(replayed.end.names.contains_key(&(ROOT, "b".to_owned())));
+    }
+
+    #[test]
+    fn a_cut_loses_the_records_of_the_diverged_run() {
+        let cut: JournalEntry<'static> = TimelineCutV1 { from_offset: 20 }.into();
+        let replayed = replay(records(vec![
+            mkdir("kept"),
+            mkdir("lost"),
+            cut,
+            mkdir("after"),
+        ]))
+        .unwrap();
+        let names: Vec<_> = replayed.end.names.keys().map(|(_, p)| p.clone()).collect();
+        assert_eq!(names, vec!["after".to_owned(), "kept".to_owned()]);
+        // One record at a time, a cut cannot be followed.
+        let mut replayer = Replayer::new();
+        assert!(replayer
+            .apply(10, &TimelineCutV1 { from_offset: 0 }.into())
+            .is_err());
     }
 
     #[test]

@@ -407,15 +407,20 @@ impl WasiCtx {
         }
         let pos = *pos;
         let external = self.recording() && self.leaves_the_process(fd);
-        let n = if external && self.replaying() {
-            // Written to the host once already: checked, not written again.
-            let written = self.replay_external(JournalEntry::FileDescriptorWriteV1(
+        // Written to the host once already: checked, not written again
+        // (unless the program diverged here and went on live).
+        let replayed = if external && self.replaying() {
+            self.replay_external(JournalEntry::FileDescriptorWriteV1(
                 journal::FileDescriptorWriteV1 {
                     fd,
                     offset,
                     data: data.as_slice().into(),
                 },
-            ))?;
+            ))?
+        } else {
+            None
+        };
+        let n = if let Some(written) = replayed {
             let JournalEntry::FileDescriptorWriteV1(w) = written else {
                 return Err(Errno::Io.into());
             };
@@ -597,7 +602,8 @@ impl WasiCtx {
         }
         if self.recording() && self.leaves_the_process(fd) {
             if self.replaying() {
-                // Seen outside once already: checked, not written again.
+                // Seen outside once already: checked, not written again
+                // (unless the program diverged here and went on live).
                 let written = self.replay_external(JournalEntry::FileDescriptorWriteV1(
                     journal::FileDescriptorWriteV1 {
                         fd,
@@ -605,13 +611,15 @@ impl WasiCtx {
                         data: data.as_slice().into(),
                     },
                 ))?;
-                let JournalEntry::FileDescriptorWriteV1(w) = written else {
-                    return Err(Errno::Io.into());
-                };
-                if let Handle::File { pos, .. } = &mut self.fds.get_mut(fd)?.handle {
-                    *pos = w.offset + w.data.len() as u64;
+                if let Some(written) = written {
+                    let JournalEntry::FileDescriptorWriteV1(w) = written else {
+                        return Err(Errno::Io.into());
+                    };
+                    if let Handle::File { pos, .. } = &mut self.fds.get_mut(fd)?.handle {
+                        *pos = w.offset + w.data.len() as u64;
+                    }
+                    return mem.write_u32(nwritten, w.data.len() as u32);
                 }
-                return mem.write_u32(nwritten, w.data.len() as u32);
             }
             if matches!(self.fds.get(fd)?.handle, Handle::Stdout | Handle::Stderr) {
                 // Output is journaled before it is seen (then a crash can
