@@ -34,7 +34,8 @@ struct Cli {
 }
 
 const RUN_EXIT_CODES: &str = "Exit codes:
-  N    the program's own exit code (0 when `_start` returns)
+  N    the program's own exit code (0 when `_start` returns); a status
+       outside WASI's 0..126 exits 1 with a message (as in wasmtime), never 0
   134  the program trapped; the message and a wasm backtrace go to stderr
   128+S  the program raised signal S with proc_raise
   2    wasnap could not start the program (the message names the file and

@@ -153,6 +153,42 @@ fn a_trap_prints_a_backtrace_and_exits_134() {
 }
 
 #[test]
+fn an_exit_status_outside_wasi_range_is_never_success() {
+    let trap = fixture("trap.wasm");
+    let trap = trap.to_str().unwrap();
+    for (status, code) in [("125", 125), ("126", 1), ("256", 1), ("1000", 1)] {
+        let out = run(&[trap, "exit-status", status]);
+        assert_eq!(out.status.code(), Some(code), "proc_exit({status})");
+        if code == 1 {
+            assert!(
+                text(&out.stderr).contains(&format!("exited with status {status}, outside")),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_non_utf8_environment_is_refused_by_name_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let cache = tempfile::tempdir().unwrap();
+    let out = wasnap(cache.path())
+        .args(["run", "--env-inherit"])
+        .arg(fixture("hello.wasm"))
+        .env_clear()
+        .env("BAD_VALUE", std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("BAD_VALUE") && text(&out.stderr).contains("not UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn bad_modules_get_errors_that_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.wasm");

@@ -34,10 +34,14 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// The process exit code a shell would see.
+    /// The process exit code a shell would see. As in wasmtime, an exit
+    /// status outside `0..126` (WASI's portable range; 126 and up belong to
+    /// the shell and to signals) is refused: it becomes 1, never a success
+    /// that the low 8 bits of 256 would make it.
     pub fn code(&self) -> i32 {
         match self {
-            ExitStatus::Exited(code) => *code as i32,
+            ExitStatus::Exited(code) if *code < INVALID_EXIT_STATUS => *code as i32,
+            ExitStatus::Exited(_) => 1,
             ExitStatus::Signaled(sig) => 128 + i32::from(*sig),
             // As a native program that aborts (128 + SIGABRT).
             ExitStatus::Trapped { .. } => 134,
@@ -46,6 +50,9 @@ impl ExitStatus {
         }
     }
 }
+
+/// The first exit status WASI does not pass on (see [`ExitStatus::code`]).
+pub const INVALID_EXIT_STATUS: u32 = 126;
 
 /// The exit code of a run stopped by a [`crate::effects::Divergence`].
 pub const DIVERGED_EXIT: i32 = 3;

@@ -198,8 +198,14 @@ fn context(options: &RunOptions, program_name: &str) -> Result<WasiCtx> {
         .arg(program_name)
         .args(options.args.iter().cloned());
     if options.env_inherit {
-        for (key, value) in std::env::vars() {
-            builder = builder.env(&key, &value);
+        for (key, value) in std::env::vars_os() {
+            let (Some(key), Some(value)) = (key.to_str(), value.to_str()) else {
+                bail!(
+                    "--env-inherit: the environment variable {} is not UTF-8, which WASI programs cannot be given; unset it or pass the others with --env",
+                    key.to_string_lossy()
+                );
+            };
+            builder = builder.env(key, value);
         }
     }
     for (key, value) in &options.env {
@@ -306,6 +312,12 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
     let status = process.run()?.status;
     match &status {
+        ExitStatus::Exited(code) if *code >= wasnap_wasi::instance::INVALID_EXIT_STATUS => {
+            eprintln!(
+                "wasnap: {} exited with status {code}, outside WASI's 0..126: exiting 1",
+                module_path.display()
+            )
+        }
         ExitStatus::Exited(_) => {}
         ExitStatus::Snapshotted => eprintln!(
             "wasnap: snapshot written to {}; stopped (run the same command to resume)",
