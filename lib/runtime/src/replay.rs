@@ -155,15 +155,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Each journal's live timeline (one pass), then where the next run starts
-/// (a second pass over the live records: a cut can lose what came before
-/// it). Every run's module is checked against `module_hash`.
+/// Each journal's live timeline and where the next run starts, in one pass;
+/// a second pass over the live records only when a `TimelineCutV1` lost
+/// records the planner had already seen. Every run's module is checked
+/// against `module_hash`.
 fn plan(
     readers: &mut [JournalReader],
     options: &ReplayOptions,
 ) -> Result<(Vec<Timeline>, StartPoint), ReplayError> {
     let mut timelines = Vec::with_capacity(readers.len());
-    for reader in readers.iter_mut() {
+    let mut planner = StartPlanner::new();
+    let mut cut = false;
+    for (journal, reader) in readers.iter_mut().enumerate() {
         let name = reader.name().to_owned();
         let mut builder = TimelineBuilder::default();
         reader.rewind();
@@ -174,45 +177,73 @@ fn plan(
                     journal: name.clone(),
                     source,
                 })?;
+            cut |= matches!(record.entry, JournalEntry::TimelineCutV1(_));
+            observe(
+                &mut planner,
+                journal,
+                &record.entry,
+                record.start,
+                options,
+                &name,
+            )?;
         }
         timelines.push(builder.finish());
     }
-    let mut planner = StartPlanner::new();
-    for (journal, (reader, timeline)) in readers.iter_mut().zip(&timelines).enumerate() {
-        let name = reader.name().to_owned();
-        reader.rewind();
-        while let Some(record) = reader.read_next()? {
-            if !timeline.is_live(record.start) {
-                continue;
-            }
-            let resumed_marker = match &record.entry {
-                JournalEntry::ResumedFromSnapshotV1(r) => Some(Position {
-                    journal,
-                    offset: r.snapshot_offset,
-                }),
-                JournalEntry::InitModuleV1(init) => {
-                    if let (Some(running), false) = (options.module_hash, options.force) {
-                        if running != init.wasm_hash {
-                            return Err(ReplayError::ModuleMismatch {
-                                journal: name,
-                                recorded: hex(&init.wasm_hash),
-                                running: hex(&running),
-                            });
-                        }
-                    }
-                    None
+    if cut {
+        planner = StartPlanner::new();
+        for (journal, (reader, timeline)) in readers.iter_mut().zip(&timelines).enumerate() {
+            let name = reader.name().to_owned();
+            reader.rewind();
+            while let Some(record) = reader.read_next()? {
+                if timeline.is_live(record.start) {
+                    observe(
+                        &mut planner,
+                        journal,
+                        &record.entry,
+                        record.start,
+                        options,
+                        &name,
+                    )?;
                 }
-                _ => None,
-            };
-            let position = Position {
-                journal,
-                offset: record.start,
-            };
-            planner.observe(position, &record.entry, resumed_marker);
+            }
         }
+    }
+    for reader in readers.iter_mut() {
         reader.rewind();
     }
     Ok((timelines, planner.finish()))
+}
+
+/// Feeds one record to the start planner, checking a run's module.
+fn observe(
+    planner: &mut StartPlanner,
+    journal: usize,
+    entry: &JournalEntry<'_>,
+    offset: u64,
+    options: &ReplayOptions,
+    name: &str,
+) -> Result<(), ReplayError> {
+    let resumed_marker = match entry {
+        JournalEntry::ResumedFromSnapshotV1(r) => Some(Position {
+            journal,
+            offset: r.snapshot_offset,
+        }),
+        JournalEntry::InitModuleV1(init) => {
+            if let (Some(running), false) = (options.module_hash, options.force) {
+                if running != init.wasm_hash {
+                    return Err(ReplayError::ModuleMismatch {
+                        journal: name.to_owned(),
+                        recorded: hex(&init.wasm_hash),
+                        running: hex(&running),
+                    });
+                }
+            }
+            None
+        }
+        _ => None,
+    };
+    planner.observe(Position { journal, offset }, entry, resumed_marker);
+    Ok(())
 }
 
 /// What to do with one journal's records.
