@@ -171,6 +171,30 @@ impl WasiCtx {
         Ok(entry)
     }
 
+    /// Bytes read from `fd` (at most `max`) as an input: while replaying,
+    /// the journaled `InputReadV1`; otherwise what `read` returns, recorded.
+    pub(crate) fn input_read(
+        &mut self,
+        fd: u32,
+        max: usize,
+        read: impl FnOnce(&mut Self) -> SysResult<Vec<u8>>,
+    ) -> SysResult<Vec<u8>> {
+        let request = InputRequest::Read {
+            fd,
+            max: max as u64,
+        };
+        let entry = self.input(request, |ctx| {
+            Ok(JournalEntry::InputReadV1(wasnap_journal::InputReadV1 {
+                fd,
+                data: read(ctx)?.into(),
+            }))
+        })?;
+        match entry {
+            JournalEntry::InputReadV1(r) => Ok(r.data.into_owned()),
+            _ => Err(crate::errno::Errno::Io.into()),
+        }
+    }
+
     /// While replaying: checks an effect that leaves the process (not
     /// performed again); returns the journaled record, or `None` when the
     /// program diverged and went on live (perform the effect then).

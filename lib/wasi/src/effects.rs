@@ -134,6 +134,18 @@ pub struct Divergence {
     pub detail: String,
 }
 
+/// What a recorder that does not replay answers when asked to.
+fn not_replaying(made: EntryKind) -> Trap {
+    Trap::Divergence(Box::new(Divergence {
+        journal: String::new(),
+        index: 0,
+        offset: 0,
+        expected: "nothing",
+        made: made.name().to_owned(),
+        detail: "this recorder does not replay".to_owned(),
+    }))
+}
+
 /// Receives a running program's effects and inputs, in order.
 ///
 /// Rules every implementation keeps:
@@ -170,14 +182,7 @@ pub trait EffectRecorder: Send {
         &mut self,
         request: InputRequest,
     ) -> Result<Option<JournalEntry<'static>>, Trap> {
-        Err(Trap::Divergence(Box::new(Divergence {
-            journal: String::new(),
-            index: 0,
-            offset: 0,
-            expected: "nothing",
-            made: request.kind().name().to_owned(),
-            detail: "this recorder does not replay".to_owned(),
-        })))
+        Err(not_replaying(request.kind()))
     }
     /// While replaying: checks an effect that leaves the process (it is not
     /// performed again) and returns the journaled record. For writes, the
@@ -188,13 +193,6 @@ pub trait EffectRecorder: Send {
         &mut self,
         made: JournalEntry<'_>,
     ) -> Result<Option<JournalEntry<'static>>, Trap> {
-        Err(Trap::Divergence(Box::new(Divergence {
-            journal: String::new(),
-            index: 0,
-            offset: 0,
-            expected: "nothing",
-            made: made.kind().name().to_owned(),
-            detail: "this recorder does not replay".to_owned(),
-        })))
+        Err(not_replaying(made.kind()))
     }
 }

@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 
 use crate::abi::{advice, fdflags, fstflags, layout, rights, whence};
 use crate::ctx::WasiCtx;
-use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult};
 use crate::fd::Handle;
 use crate::fs::{Resolved, Stat, Target};
@@ -361,19 +360,7 @@ impl WasiCtx {
         let data = if journaled || !self.recording() {
             read_at(self)?
         } else {
-            let request = InputRequest::Read {
-                fd,
-                max: total as u64,
-            };
-            match self.input(request, |ctx| {
-                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
-                    fd,
-                    data: read_at(ctx)?.into(),
-                }))
-            })? {
-                JournalEntry::InputReadV1(r) => r.data.into_owned(),
-                _ => return Err(Errno::Io.into()),
-            }
+            self.input_read(fd, total, read_at)?
         };
         mem.scatter(&iovs, &data)?;
         mem.write_u32(nread, data.len() as u32)
@@ -523,26 +510,14 @@ impl WasiCtx {
             self.read_now(fd, total)?
         } else {
             let replayed = self.replaying();
-            let request = InputRequest::Read {
-                fd,
-                max: total as u64,
-            };
-            let entry = self.input(request, |ctx| {
-                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
-                    fd,
-                    data: ctx.read_now(fd, total)?.into(),
-                }))
-            })?;
-            let JournalEntry::InputReadV1(read) = entry else {
-                return Err(Errno::Io.into());
-            };
+            let data = self.input_read(fd, total, |ctx| ctx.read_now(fd, total))?;
             if replayed {
                 // The read is not performed again, but it moved the position.
                 if let Handle::File { pos, .. } = &mut self.fds.get_mut(fd)?.handle {
-                    *pos += read.data.len() as u64;
+                    *pos += data.len() as u64;
                 }
             }
-            read.data.into_owned()
+            data
         };
         mem.scatter(&iovs, &data)?;
         mem.write_u32(nread, data.len() as u32)

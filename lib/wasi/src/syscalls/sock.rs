@@ -5,11 +5,9 @@ use std::net::Shutdown;
 
 use crate::abi::{fdflags, rights, sock};
 use crate::ctx::WasiCtx;
-use crate::effects::InputRequest;
 use crate::errno::{Errno, SysResult};
 use crate::fd::{Descriptor, Handle};
 use crate::memory::{iovecs_len, GuestMemory};
-use wasnap_journal::{self as journal, JournalEntry};
 
 use super::fd::MAX_IO;
 
@@ -85,19 +83,7 @@ impl WasiCtx {
         };
         // An input: journaled, and served from the journal on replay.
         let data = if self.recording() {
-            let request = InputRequest::Read {
-                fd,
-                max: total as u64,
-            };
-            match self.input(request, |ctx| {
-                Ok(JournalEntry::InputReadV1(journal::InputReadV1 {
-                    fd,
-                    data: receive(ctx)?.into(),
-                }))
-            })? {
-                JournalEntry::InputReadV1(r) => r.data.into_owned(),
-                _ => return Err(Errno::Io.into()),
-            }
+            self.input_read(fd, total, receive)?
         } else {
             receive(self)?
         };
