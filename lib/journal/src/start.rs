@@ -100,15 +100,9 @@ impl StartPlanner {
     }
 
     /// Takes the live record at `position` into account. Records on lost
-    /// timelines must not be given; a resume record (`ResumedFromSnapshotV1`,
-    /// written by older versions) returns the run to its marker, whose
-    /// position the caller gives as `resumed_marker`.
-    pub fn observe(
-        &mut self,
-        position: Position,
-        entry: &JournalEntry<'_>,
-        resumed_marker: Option<Position>,
-    ) {
+    /// timelines must not be given. A resume record (`ResumedFromSnapshotV1`,
+    /// written by older versions) names a marker in its own journal.
+    pub fn observe(&mut self, position: Position, entry: &JournalEntry<'_>) {
         self.tail_records += 1;
         match entry {
             JournalEntry::InitModuleV1(_) => {
@@ -130,7 +124,12 @@ impl StartPlanner {
             }
             // An older version's resume: the run that follows (it recorded
             // its own InitModuleV1) started from that marker.
-            JournalEntry::ResumedFromSnapshotV1(_) => self.resumed_from = resumed_marker,
+            JournalEntry::ResumedFromSnapshotV1(r) => {
+                self.resumed_from = Some(Position {
+                    journal: position.journal,
+                    offset: r.snapshot_offset,
+                })
+            }
             _ => {}
         }
     }
@@ -175,7 +174,7 @@ mod tests {
     fn plan(entries: &[JournalEntry<'static>]) -> StartPoint {
         let mut planner = StartPlanner::new();
         for (i, e) in entries.iter().enumerate() {
-            planner.observe(at(i as u64 * 10), e, None);
+            planner.observe(at(i as u64 * 10), e);
         }
         planner.finish()
     }
@@ -239,7 +238,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            planner.observe(at(i as u64), e, None);
+            planner.observe(at(i as u64), e);
         }
         assert_eq!(planner.tail_records(), 2, "the records after the marker");
     }

@@ -223,26 +223,18 @@ fn observe(
     options: &ReplayOptions,
     name: &str,
 ) -> Result<(), ReplayError> {
-    let resumed_marker = match entry {
-        JournalEntry::ResumedFromSnapshotV1(r) => Some(Position {
-            journal,
-            offset: r.snapshot_offset,
-        }),
-        JournalEntry::InitModuleV1(init) => {
-            if let (Some(running), false) = (options.module_hash, options.force) {
-                if running != init.wasm_hash {
-                    return Err(ReplayError::ModuleMismatch {
-                        journal: name.to_owned(),
-                        recorded: hex(&init.wasm_hash),
-                        running: hex(&running),
-                    });
-                }
+    if let JournalEntry::InitModuleV1(init) = entry {
+        if let (Some(running), false) = (options.module_hash, options.force) {
+            if running != init.wasm_hash {
+                return Err(ReplayError::ModuleMismatch {
+                    journal: name.to_owned(),
+                    recorded: hex(&init.wasm_hash),
+                    running: hex(&running),
+                });
             }
-            None
         }
-        _ => None,
-    };
-    planner.observe(Position { journal, offset }, entry, resumed_marker);
+    }
+    planner.observe(Position { journal, offset }, entry);
     Ok(())
 }
 

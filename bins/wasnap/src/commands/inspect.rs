@@ -116,12 +116,11 @@ fn scan(
             if !timeline.is_live(record.start) {
                 continue;
             }
-            let at = |offset| Position { journal: 0, offset };
-            let resumed = match &record.entry {
-                JournalEntry::ResumedFromSnapshotV1(r) => Some(at(r.snapshot_offset)),
-                _ => None,
+            let at = Position {
+                journal: 0,
+                offset: record.start,
             };
-            planner.observe(at(record.start), &record.entry, resumed);
+            planner.observe(at, &record.entry);
         }
     }
     summary.start = (planner.finish(), planner.tail_records());
