@@ -546,6 +546,25 @@ fn check_guest(guest: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// The access and modification times a seeded copy keeps.
+struct SeededTimes {
+    atim: u64,
+    mtim: u64,
+}
+
+fn seeded_times(meta: &std::fs::Metadata) -> SeededTimes {
+    use std::os::unix::fs::MetadataExt;
+    let nanos = |secs: i64, nsecs: i64| {
+        (secs.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nsecs.max(0) as u64)
+    };
+    SeededTimes {
+        atim: nanos(meta.atime(), meta.atime_nsec()),
+        mtim: nanos(meta.mtime(), meta.mtime_nsec()),
+    }
+}
+
 /// Copies the host tree at `host` into the memory directory `dir`.
 fn seed(fs: &mut MemFs, dir: u64, host: &Path, now: u64) -> std::io::Result<()> {
     let to_io = |e: crate::errno::Errno| std::io::Error::other(e.to_string());
@@ -555,7 +574,7 @@ fn seed(fs: &mut MemFs, dir: u64, host: &Path, now: u64) -> std::io::Result<()> 
         let Some(name) = name.to_str() else { continue };
         let path = entry.path();
         let meta = std::fs::symlink_metadata(&path)?;
-        let stat = crate::fs::host::stat_of(&meta);
+        let stat = seeded_times(&meta);
         if meta.is_dir() {
             let ino = fs.mkdir(dir, name, now).map_err(to_io)?;
             seed(fs, ino, &path, now)?;

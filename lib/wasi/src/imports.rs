@@ -133,7 +133,7 @@ syscalls! {
     sock_accept(fd: u32, flags: u32, out: u32) => |ctx, mem| ctx.sock_accept(mem, fd, narrow(flags)?, out);
     sock_recv(fd: u32, iovs: u32, iovs_len: u32, flags: u32, nread: u32, oflags: u32) => |ctx, mem| ctx.sock_recv(mem, fd, iovs, iovs_len, narrow(flags)?, nread, oflags);
     sock_send(fd: u32, iovs: u32, iovs_len: u32, flags: u32, nwritten: u32) => |ctx, mem| ctx.sock_send(mem, fd, iovs, iovs_len, narrow(flags)?, nwritten);
-    sock_shutdown(fd: u32, how: u32) => |ctx, mem| ctx.sock_shutdown(fd, narrow(how)?);
+    sock_shutdown(fd: u32, how: u32) => |ctx, mem| ctx.sock_shutdown(fd, how);
 }
 
 /// `proc_exit` returns nothing: it always unwinds the guest with a trap.

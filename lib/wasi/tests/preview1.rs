@@ -12,7 +12,7 @@ use wasnap_wasi::fs::{resolve, Target};
 use wasnap_wasi::{ExitStatus, ManualClock, SeededRandom, WasiCtx};
 
 /// The number of checks in suite.c; a run that stops early shows fewer.
-const SUITE_CHECKS: usize = 282;
+const SUITE_CHECKS: usize = 289;
 
 fn assert_suite_passed(stdout: &str, status: &ExitStatus) {
     assert_eq!(

@@ -55,12 +55,12 @@ pub struct DirEntry {
 }
 
 /// A directory inside a mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DirRef {
     /// An inode of a memory mount.
     Mem(u64),
-    /// A directory of a host mount: the real path, under the mount's root.
-    Host(PathBuf),
+    /// A directory of a host mount, held open (see `host` for why).
+    Host(host::HostDir),
 }
 
 /// An open regular file inside a mount.
@@ -158,7 +158,7 @@ impl Mount {
         Ok(Mount {
             guest_path: guest_path.into(),
             readonly,
-            backend: Backend::Host(HostFs { root }),
+            backend: Backend::Host(HostFs::open(&root)?),
             suppress_host_effects: false,
         })
     }
@@ -197,7 +197,7 @@ impl Mount {
     pub fn lookup(&self, dir: &DirRef, name: &str) -> Result<Option<Node>, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.lookup(*ino, name),
-            (Backend::Host(h), DirRef::Host(path)) => h.lookup(path, name),
+            (Backend::Host(h), DirRef::Host(dir)) => h.lookup(dir, name),
             _ => Err(Errno::Badf),
         }
     }
@@ -206,7 +206,7 @@ impl Mount {
     pub fn stat_dir(&self, dir: &DirRef) -> Result<Stat, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.stat(*ino),
-            (Backend::Host(h), DirRef::Host(path)) => h.stat_path(path),
+            (Backend::Host(h), DirRef::Host(dir)) => h.stat_dir(dir),
             _ => Err(Errno::Badf),
         }
     }
@@ -218,7 +218,7 @@ impl Mount {
             Target::SelfDir(dir) => self.stat_dir(dir)?,
             Target::Entry { parent, name } => match (&self.backend, parent) {
                 (Backend::Mem(m), DirRef::Mem(dir)) => m.stat(m.entry_ino(*dir, name)?)?,
-                (Backend::Host(h), DirRef::Host(dir)) => h.stat_path(&dir.join(name))?,
+                (Backend::Host(h), DirRef::Host(dir)) => h.stat_entry(dir, name)?,
                 _ => return Err(Errno::Badf),
             },
         };
@@ -232,7 +232,7 @@ impl Mount {
     pub fn readdir(&self, dir: &DirRef) -> Result<Vec<DirEntry>, Errno> {
         match (&self.backend, dir) {
             (Backend::Mem(m), DirRef::Mem(ino)) => m.readdir(*ino),
-            (Backend::Host(h), DirRef::Host(path)) => h.readdir(path),
+            (Backend::Host(h), DirRef::Host(dir)) => h.readdir(dir),
             _ => Err(Errno::Badf),
         }
     }
@@ -414,7 +414,7 @@ impl Mount {
     /// The attributes of an open file.
     pub fn file_stat(&mut self, file: &FileRef) -> Result<Stat, Errno> {
         match file {
-            FileRef::Host(f) => Ok(host::stat_of(&f.metadata()?)),
+            FileRef::Host(f) => host::file_stat(f),
             FileRef::Mem(_) => {
                 let (m, ino) = self.mem_file(file)?;
                 m.stat(ino)
@@ -485,16 +485,16 @@ impl Mount {
                 let ino = m.entry_ino(*dir, name)?;
                 m.set_times(ino, atim, mtim, now)
             }
-            (Backend::Host(_), Target::SelfDir(DirRef::Host(path))) => {
-                HostFs::set_times(path, atim, mtim)
+            (Backend::Host(h), Target::SelfDir(DirRef::Host(dir))) => {
+                h.set_times(dir, None, atim, mtim)
             }
             (
-                Backend::Host(_),
+                Backend::Host(h),
                 Target::Entry {
                     parent: DirRef::Host(dir),
                     name,
                 },
-            ) => HostFs::set_times(&dir.join(name), atim, mtim),
+            ) => h.set_times(dir, Some(name), atim, mtim),
             _ => Err(Errno::Badf),
         }
     }

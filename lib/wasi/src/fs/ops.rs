@@ -1,8 +1,6 @@
 //! Operations on resolved paths: create, remove, rename, link, open.
 //! Each checks the mount is writable before it changes anything.
 
-use std::fs;
-
 use super::{Backend, DirRef, FileRef, Mount, Node, Resolved, Target};
 use crate::errno::Errno;
 
@@ -52,7 +50,7 @@ impl Mount {
         self.check_writable()?;
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.mkdir(*dir, name, now).map(|_| ()),
-            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::create_dir(dir.join(name))?),
+            (Backend::Host(h), DirRef::Host(dir)) => h.mkdir(dir, name),
             _ => Err(Errno::Badf),
         }
     }
@@ -69,7 +67,7 @@ impl Mount {
         self.check_writable()?;
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.rmdir(*dir, name, now),
-            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::remove_dir(dir.join(name))?),
+            (Backend::Host(h), DirRef::Host(dir)) => h.rmdir(dir, name),
             _ => Err(Errno::Badf),
         }
     }
@@ -92,7 +90,7 @@ impl Mount {
         }
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.unlink(*dir, name, now),
-            (Backend::Host(_), DirRef::Host(dir)) => Ok(fs::remove_file(dir.join(name))?),
+            (Backend::Host(h), DirRef::Host(dir)) => h.unlink(dir, name),
             _ => Err(Errno::Badf),
         }
     }
@@ -107,19 +105,30 @@ impl Mount {
             return Err(Errno::Exist);
         };
         self.check_writable()?;
-        // A link that could only ever lead out of the sandbox is refused when
-        // made, not just when followed: host programs may follow it later.
+        // The creation policy (wasmtime's for preview1, stated in the
+        // README): an absolute target is refused when the link is made, so
+        // a guest cannot plant a link other host programs would follow to
+        // an arbitrary host path. A relative target may climb out of the
+        // mount (`../../etc/passwd`): it is stored as written, and wasnap
+        // never follows it out (`fs::resolve` refuses with `NOTCAPABLE`).
+        // A host program that follows such a link does so on its own terms.
         if target.starts_with('/') {
             return Err(Errno::Notcapable);
         }
         if target.is_empty() {
             return Err(Errno::Noent);
         }
+        // The new name is never followed; with a trailing `/` it must be
+        // a directory, which a link being created cannot be.
+        if self.lookup(parent, name)?.is_some() {
+            return Err(Errno::Exist);
+        }
+        if resolved.must_be_dir {
+            return Err(Errno::Noent);
+        }
         match (&mut self.backend, parent) {
             (Backend::Mem(m), DirRef::Mem(dir)) => m.symlink(target, *dir, name, now),
-            (Backend::Host(_), DirRef::Host(dir)) => {
-                Ok(std::os::unix::fs::symlink(target, dir.join(name))?)
-            }
+            (Backend::Host(h), DirRef::Host(dir)) => h.symlink(target, dir, name),
             _ => Err(Errno::Badf),
         }
     }
@@ -152,17 +161,24 @@ impl Mount {
         match self.lookup(from_dir, from_name)? {
             None => return Err(Errno::Noent),
             Some(Node::Dir(_)) => return Err(Errno::Perm),
+            // `file/` names a directory, which a file is not.
+            Some(_) if from.must_be_dir => return Err(Errno::Notdir),
             Some(_) => {}
         }
         if self.lookup(to_dir, to_name)?.is_some() {
             return Err(Errno::Exist);
         }
+        if to.must_be_dir {
+            // A new name with a trailing `/` would be a directory, which a
+            // hard link to a file cannot be (Linux and wasmtime: NOENT).
+            return Err(Errno::Noent);
+        }
         match (&mut self.backend, from_dir, to_dir) {
             (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => {
                 m.link((*a, from_name), (*b, to_name), now)
             }
-            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => {
-                Ok(fs::hard_link(a.join(from_name), b.join(to_name))?)
+            (Backend::Host(h), DirRef::Host(a), DirRef::Host(b)) => {
+                h.link((a, from_name), (b, to_name))
             }
             _ => Err(Errno::Badf),
         }
@@ -190,8 +206,8 @@ impl Mount {
             (Backend::Mem(m), DirRef::Mem(a), DirRef::Mem(b)) => {
                 m.rename((*a, from_name), (*b, to_name), now)
             }
-            (Backend::Host(_), DirRef::Host(a), DirRef::Host(b)) => {
-                Ok(fs::rename(a.join(from_name), b.join(to_name))?)
+            (Backend::Host(h), DirRef::Host(a), DirRef::Host(b)) => {
+                h.rename((a, from_name), (b, to_name))
             }
             _ => Err(Errno::Badf),
         }
@@ -279,7 +295,8 @@ impl Mount {
                 // never created or cut again.
                 let replay = self.suppress_host_effects;
                 let file = h.open_file(
-                    &dir.join(name),
+                    dir,
+                    name,
                     req.read,
                     req.write,
                     create && req.exclusive && !replay,

@@ -117,15 +117,17 @@ impl WasiCtx {
     }
 
     /// `sock_shutdown`: shuts down one or both directions of a socket.
-    pub fn sock_shutdown(&mut self, fd: u32, how: u8) -> SysResult {
+    /// The descriptor is checked before the flags: a closed one is `BADF`
+    /// whatever `how` says.
+    pub fn sock_shutdown(&mut self, fd: u32, how: u32) -> SysResult {
         let desc = self.fds.get(fd)?;
         let Handle::Stream(stream) = &desc.handle else {
             return Err(Errno::Notsock.into());
         };
-        let how = match how {
-            sock::SHUT_RD => Shutdown::Read,
-            sock::SHUT_WR => Shutdown::Write,
-            h if h == sock::SHUT_RD | sock::SHUT_WR => Shutdown::Both,
+        let how = match u8::try_from(how) {
+            Ok(sock::SHUT_RD) => Shutdown::Read,
+            Ok(sock::SHUT_WR) => Shutdown::Write,
+            Ok(h) if h == sock::SHUT_RD | sock::SHUT_WR => Shutdown::Both,
             _ => return Err(Errno::Inval.into()),
         };
         stream.shutdown(how)?;
