@@ -1,17 +1,27 @@
 //! Compiled modules cached on disk, keyed by the module's hash and the
 //! engine, so that a second start skips compilation.
 //!
-//! A cache file is `WSNPMOD1`, a CRC32C (u32 LE) of the artifact, four zero
-//! bytes, then wasmer's serialized artifact. A file that fails the check is
-//! ignored and rewritten; the cache never makes a start fail.
+//! The artifacts are native code, so the cache trusts nothing it did not
+//! write itself: a cache file is `WSNPMOD2`, a 32-byte keyed BLAKE3 MAC of
+//! the artifact, then wasmer's serialized artifact. The key is 32 random
+//! bytes in `DIR/.key` (mode 0600) kept apart from the artifacts; the
+//! directory is made private (0700). A file whose MAC does not verify — a
+//! damaged or tampered artifact, or one from an older format — is a cache
+//! miss with a warning, and is recompiled and rewritten; the cache never
+//! makes a start fail and never hands unverified bytes to the engine.
 
 use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use wasmer::{Engine, Module};
 
-const MAGIC: &[u8; 8] = b"WSNPMOD1";
-const HEADER: usize = 16;
+const MAGIC: &[u8; 8] = b"WSNPMOD2";
+const MAC_LEN: usize = 32;
+const HEADER: usize = MAGIC.len() + MAC_LEN;
+/// The MAC key's file, inside the cache directory.
+const KEY_FILE: &str = ".key";
 
 /// Where compiled modules come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +105,21 @@ impl ModuleCache {
             return Ok((compile(engine, wasm)?, CacheOutcome::Uncached));
         };
         let path = dir.join(Self::key(engine, wasm));
-        if let Some(module) = Self::load(engine, &path) {
+        let key = match cache_key(dir) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(
+                    "module cache {} unusable, compiling without it: {e}",
+                    dir.display()
+                );
+                return Ok((compile(engine, wasm)?, CacheOutcome::Uncached));
+            }
+        };
+        if let Some(module) = Self::load(engine, &path, &key) {
             return Ok((module, CacheOutcome::Hit));
         }
         let module = compile(engine, wasm)?;
-        let outcome = match Self::store(&module, dir, &path) {
+        let outcome = match Self::store(&module, dir, &path, &key) {
             Ok(()) => CacheOutcome::Compiled,
             Err(e) => {
                 tracing::warn!(
@@ -112,30 +132,34 @@ impl ModuleCache {
         Ok((module, outcome))
     }
 
-    fn load(engine: &Engine, path: &Path) -> Option<Module> {
+    fn load(engine: &Engine, path: &Path, key: &[u8; 32]) -> Option<Module> {
         let bytes = fs::read(path).ok()?;
-        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
             return None;
         }
-        let crc = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
         let artifact = &bytes[HEADER..];
-        if crc32c::crc32c(artifact) != crc {
-            tracing::warn!("ignoring damaged cache file {}", path.display());
+        let mac = blake3::keyed_hash(key, artifact);
+        // `blake3::Hash` compares in constant time.
+        if mac != blake3::Hash::from_bytes(bytes[MAGIC.len()..HEADER].try_into().ok()?) {
+            tracing::warn!(
+                "cached module {} failed its integrity check (damaged or not written by \
+                 wasnap); recompiling",
+                path.display()
+            );
             return None;
         }
-        // SAFETY: the artifact was written by `store` below from a module
-        // this engine configuration compiled (the file name keys the engine),
-        // and its checksum matches, so it is wasmer's own serialization.
+        // SAFETY: the artifact carries a MAC under this cache's secret key,
+        // so `store` below wrote it from a module this engine configuration
+        // compiled (the file name keys the engine): it is wasmer's own
+        // serialization, not bytes from elsewhere.
         unsafe { Module::deserialize(engine, artifact.to_vec()) }.ok()
     }
 
-    fn store(module: &Module, dir: &Path, path: &Path) -> std::io::Result<()> {
+    fn store(module: &Module, dir: &Path, path: &Path, key: &[u8; 32]) -> std::io::Result<()> {
         let artifact = module.serialize().map_err(std::io::Error::other)?;
-        fs::create_dir_all(dir)?;
         let mut bytes = Vec::with_capacity(HEADER + artifact.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&crc32c::crc32c(&artifact).to_le_bytes());
-        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(blake3::keyed_hash(key, &artifact).as_bytes());
         bytes.extend_from_slice(&artifact);
         let tmp = dir.join(format!(
             ".{}.tmp{}",
@@ -149,6 +173,97 @@ impl ModuleCache {
     }
 }
 
+/// Makes `dir` (private, 0700) and returns its MAC key, creating the key
+/// when there is none. A key file others could read or write is replaced,
+/// which invalidates every artifact signed with it.
+fn cache_key(dir: &Path) -> std::io::Result<[u8; 32]> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    let path = dir.join(KEY_FILE);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o077 == 0 => {
+            if let Ok(key) = <[u8; 32]>::try_from(fs::read(&path)?.as_slice()) {
+                return Ok(key);
+            }
+            tracing::warn!(
+                "replacing the malformed module cache key {}",
+                path.display()
+            );
+        }
+        Ok(_) => tracing::warn!(
+            "replacing the module cache key {}: not a private file",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+    // Written aside and renamed in, so a reader sees a whole key or none.
+    let tmp = dir.join(format!("{KEY_FILE}.tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    Ok(key)
+}
+
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, CompileError> {
     Module::new(engine, wasm).map_err(|e| CompileError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAT: &str = r#"(module (func (export "_start")))"#;
+
+    #[test]
+    fn a_tampered_artifact_is_a_miss_and_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ModuleCache::new(dir.path().join("modules"));
+        let engine = Engine::default();
+        let wasm = wasmer::wat2wasm(WAT.as_bytes()).unwrap();
+        let (_, first) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(first, CacheOutcome::Compiled);
+        let (_, second) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(second, CacheOutcome::Hit);
+
+        let modules = dir.path().join("modules");
+        let mode = fs::metadata(&modules).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let key_mode = fs::metadata(modules.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+
+        // Flip one byte of the artifact: no checksum to fix up can make it
+        // pass, since the MAC needs the key.
+        let path = modules.join(ModuleCache::key(&engine, &wasm));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let (_, third) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(third, CacheOutcome::Compiled);
+        let (_, fourth) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(fourth, CacheOutcome::Hit);
+
+        // A new key (another machine's, say) invalidates every artifact.
+        fs::remove_file(modules.join(KEY_FILE)).unwrap();
+        let (_, fifth) = cache.load_or_compile(&engine, &wasm).unwrap();
+        assert_eq!(fifth, CacheOutcome::Compiled);
+    }
 }
