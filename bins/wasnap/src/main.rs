@@ -43,6 +43,13 @@ const RUN_EXIT_CODES: &str = "Exit codes:
   3    a resumed program did something other than its journal holds (the
        message names the record); the journal is left as it was
        (--on-divergence live cuts the journal's rest off and goes on instead)
+  124  the run passed --timeout and was interrupted
+
+Limits: --max-memory bounds linear memory (a memory.grow past it returns
+-1, as WebAssembly specifies; wasnap says so when the run ends);
+--max-fs-bytes bounds the bytes the in-memory mounts hold (ENOSPC / EFBIG
+past it; default a quarter of the machine's memory); --timeout bounds the
+run's wall-clock time (exit 124).
 
 Journal: with --journal, a journal whose last run exited starts the program
 afresh over the files it restores; one whose last run did not exit (killed,
@@ -53,7 +60,10 @@ Filesystem: the guest sees a journaled in-memory root `/` (with `/tmp`),
 plus each --dir (a host directory, read-write or `:ro`) and each --dir-copy
 (an in-memory copy of a host directory; the host is never written). A guest
 can never reach outside its mounts: `..` above a mount, absolute paths and
-symbolic links leading out are refused.";
+symbolic links leading out are refused, and host mounts are reached only
+through directory descriptors, one name at a time, so a link swapped in
+during an operation is never followed. A guest may create relative links
+(even ones climbing out, which wasnap never follows) but not absolute ones.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -76,7 +86,7 @@ enum Command {
     },
     /// Run a WASI command module (`wasi_snapshot_preview1`).
     #[command(after_help = RUN_EXIT_CODES)]
-    Run(commands::run::RunOptions),
+    Run(Box<commands::run::RunOptions>),
     /// Inspect, verify, convert, filter and repair journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -238,7 +248,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Run(options) => {
-            return match commands::run::run(options) {
+            return match commands::run::run(*options) {
                 Ok(code) => ExitCode::from(code as u8),
                 Err(error) => {
                     eprintln!("wasnap: {error:#}");

@@ -3,6 +3,8 @@
 //! every shape. Nothing outside a mount is ever read, written, created or
 //! listed.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -66,6 +66,7 @@
 
 mod error;
 mod instance;
+pub mod limits;
 pub mod module_cache;
 pub mod policy;
 mod process;
@@ -77,6 +78,7 @@ pub mod tail;
 
 pub use error::ProcessError;
 pub use instance::Instance;
+pub use limits::{Limits, MemoryLimit};
 pub use module_cache::{CacheOutcome, CompileError, ModuleCache};
 pub use policy::{PolicyError, SnapshotPolicy};
 pub use process::{

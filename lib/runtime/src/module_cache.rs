@@ -224,6 +224,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, CompileError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

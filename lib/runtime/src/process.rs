@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmer::sys::NativeEngineExt as _;
 use wasnap_journal::{
     Durability, Journal, JournalOptions, JournalReader, JournalWriter, OwnedBuffer, Recovery,
     SnapshotTrigger,
@@ -17,6 +18,7 @@ use wasnap_wasi::{ExitStatus, WasiCtx};
 
 use crate::error::ProcessError;
 use crate::instance::{self, Instance};
+use crate::limits::{Deadline, LimitedTunables, Limits, MemoryLimit};
 use crate::policy::SnapshotPolicy;
 use crate::program::Program;
 use crate::recorder::JournalRecorder;
@@ -60,6 +62,8 @@ pub struct ProcessOptions {
     pub policy: SnapshotPolicy,
     /// What a resumed program does when it diverges from its journal.
     pub on_divergence: OnDivergence,
+    /// Bounds on memory and time.
+    pub limits: Limits,
 }
 
 /// Where a process resumed.
@@ -95,10 +99,15 @@ pub struct RunReport {
     /// The process's journal, flushed (a memory journal's bytes are what a
     /// later process resumes from).
     pub journal: Option<Journal>,
+    /// The largest memory size (bytes) the program asked for and the
+    /// memory limit refused, if it did.
+    pub memory_refused: Option<u64>,
 }
 
 /// A started process: replayed, restored, ready to run.
 pub struct Process {
+    timeout: Option<Duration>,
+    memory_limit: Option<Arc<MemoryLimit>>,
     name: String,
     instance: Instance,
     journal: Option<(JournalWriter, JournalReader)>,
@@ -256,7 +265,14 @@ impl Process {
             }
             (_, point) => point,
         };
-        let store = wasmer::Store::new(program.engine().clone());
+        let mut engine = program.engine().clone();
+        let memory_limit = options.limits.max_memory.map(MemoryLimit::new);
+        if let Some(limit) = &memory_limit {
+            // The clone shares the compiled code; only how memories are
+            // made differs (see `limits`).
+            engine.set_tunables(LimitedTunables::new(limit.clone()));
+        }
+        let store = wasmer::Store::new(engine);
         let mut instance =
             Instance::with_points(store, program.module(), ctx, SnapshotControl::default())
                 .map_err(|source| ProcessError::Instantiate {
@@ -281,6 +297,8 @@ impl Process {
             journal,
             policy,
             report,
+            timeout: options.limits.timeout,
+            memory_limit,
         })
     }
 
@@ -321,7 +339,31 @@ impl Process {
             sigint_done = Some(done);
         }
         self.instance.points_mut().arm(&self.policy, sigint);
-        let status = instance::run(&mut self.instance, writer.as_ref());
+        let deadline = self.timeout.map(|timeout| {
+            let name = self.name.clone();
+            let writer = writer.clone();
+            let on_stuck = Box::new(move || {
+                eprintln!(
+                    "wasnap: {name} timed out after {:.1} s (--timeout) while in a host call; exiting",
+                    timeout.as_secs_f64()
+                );
+                if let Some(writer) = writer {
+                    let _ = writer.flush();
+                }
+                std::process::exit(wasnap_wasi::instance::TIMEOUT_EXIT);
+            });
+            (
+                timeout,
+                Deadline::arm(timeout, self.instance.store.interrupter(), on_stuck),
+            )
+        });
+        let mut status = instance::run(&mut self.instance, writer.as_ref());
+        if let Some((timeout, deadline)) = deadline {
+            // An interrupt is a trap; after the deadline, it is the timeout.
+            if deadline.disarm() && matches!(status, ExitStatus::Trapped { .. }) {
+                status = ExitStatus::TimedOut(timeout);
+            }
+        }
         if let Some(done) = sigint_done {
             done.store(true, Ordering::SeqCst);
         }
@@ -338,6 +380,7 @@ impl Process {
             status,
             snapshots: self.instance.points().stats().to_vec(),
             journal,
+            memory_refused: self.memory_limit.as_ref().and_then(|l| l.refused()),
         })
     }
 

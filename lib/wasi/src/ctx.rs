@@ -8,7 +8,8 @@ use crate::clock::{Clock, OsRandom, RandomSource, SystemClock};
 use crate::effects::{EffectRecorder, InputRequest};
 use crate::errno::SysResult;
 use crate::fd::{Descriptor, FdTable, Handle};
-use crate::fs::{mem::MemFs, DirRef, Mount};
+use crate::fs::mem::{default_fs_limit, FsBudget, MemFs};
+use crate::fs::{DirRef, Mount};
 use crate::stdio::{HostStderr, HostStdin, HostStdout, InputStream, OutputStream};
 use wasnap_journal::JournalEntry;
 
@@ -308,6 +309,7 @@ pub struct WasiCtxBuilder {
     stdout: Option<Box<dyn OutputStream>>,
     stderr: Option<Box<dyn OutputStream>>,
     bad_env: Option<String>,
+    max_fs_bytes: Option<u64>,
 }
 
 impl Default for WasiCtxBuilder {
@@ -324,6 +326,7 @@ impl Default for WasiCtxBuilder {
             stdout: None,
             stderr: None,
             bad_env: None,
+            max_fs_bytes: None,
         }
     }
 }
@@ -428,6 +431,14 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// The bytes the in-memory mounts may hold together (default:
+    /// [`default_fs_limit`], a quarter of the machine's memory). Past it,
+    /// writes fail with `NOSPC` and growing a file with `FBIG`.
+    pub fn max_fs_bytes(mut self, bytes: u64) -> Self {
+        self.max_fs_bytes = Some(bytes);
+        self
+    }
+
     /// Opens the mounts and builds the context.
     pub fn build(self) -> Result<WasiCtx, BuildError> {
         if let Some(bad) = self.bad_env {
@@ -447,6 +458,7 @@ impl WasiCtxBuilder {
             fds.insert(Descriptor::new(handle, r, 0, 0))
                 .map_err(|_| BuildError::DescriptorTableFull)?;
         }
+        let budget = FsBudget::new(self.max_fs_bytes.unwrap_or_else(default_fs_limit));
         let mut mounts = Vec::new();
         let mut specs = Vec::new();
         if self.memory_root {
@@ -459,8 +471,10 @@ impl WasiCtxBuilder {
                 MountSpec::Memory { guest } => {
                     check_guest(&guest)?;
                     let mut mount = Mount::memory(guest.clone(), dev, now);
-                    if guest == "/" {
-                        if let Some(m) = mount.mem() {
+                    if let Some(m) = mount.mem() {
+                        // An empty tree: charging it cannot fail.
+                        let _ = m.set_budget(budget.clone());
+                        if guest == "/" {
                             let _ = m.mkdir(crate::fs::mem::ROOT, "tmp", now);
                         }
                     }
@@ -479,6 +493,7 @@ impl WasiCtxBuilder {
                     check_guest(&guest)?;
                     let mut mount = Mount::memory(guest, dev, now);
                     if let Some(m) = mount.mem() {
+                        let _ = m.set_budget(budget.clone());
                         seed(m, crate::fs::mem::ROOT, &host, now).map_err(|source| {
                             BuildError::Seed {
                                 path: host.clone(),

@@ -31,6 +31,8 @@ pub enum ExitStatus {
     /// A resumed program did something other than its journal holds; it
     /// was stopped there.
     Diverged(Box<crate::effects::Divergence>),
+    /// The run passed its time limit and was interrupted.
+    TimedOut(std::time::Duration),
 }
 
 impl ExitStatus {
@@ -47,9 +49,13 @@ impl ExitStatus {
             ExitStatus::Trapped { .. } => 134,
             ExitStatus::Snapshotted => 0,
             ExitStatus::Diverged(_) => DIVERGED_EXIT,
+            ExitStatus::TimedOut(_) => TIMEOUT_EXIT,
         }
     }
 }
+
+/// The exit code of a run stopped at its time limit (as `timeout(1)`'s).
+pub const TIMEOUT_EXIT: i32 = 124;
 
 /// The first exit status WASI does not pass on (see [`ExitStatus::code`]).
 pub const INVALID_EXIT_STATUS: u32 = 126;

@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use wasnap_journal::start::StartPoint;
 use wasnap_journal::SnapshotTrigger;
 use wasnap_runtime::{
-    BaseJournal, CacheOutcome, JournalTarget, ModuleCache, OnDivergence, Process, ProcessOptions,
-    Program, ReplaySummary, SnapshotPolicy,
+    BaseJournal, CacheOutcome, JournalTarget, Limits, ModuleCache, OnDivergence, Process,
+    ProcessOptions, Program, ReplaySummary, SnapshotPolicy,
 };
 use wasnap_wasi::{ExitStatus, WasiCtx};
 
@@ -130,6 +130,21 @@ pub struct RunOptions {
     /// snapshot point before exiting without a snapshot.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub sigint_grace: Duration,
+    /// Limit the program's linear memory to SIZE (64K, 256M, 2G; whole
+    /// 64 KiB pages). A memory.grow past it returns -1 (the program sees
+    /// out-of-memory) and wasnap says so when the run ends [default: what
+    /// the module declares, up to 4 GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+    /// Limit the bytes the in-memory mounts (/, /tmp, --dir-copy) hold
+    /// together to SIZE; past it, writes fail with ENOSPC and growing a
+    /// file with EFBIG [default: a quarter of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_fs_bytes: Option<u64>,
+    /// Stop the program after DURATION (500ms, 30s, 5m): it is interrupted
+    /// wherever it is and wasnap exits 124 with a message.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 /// `--on-divergence` values.
@@ -161,6 +176,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}`: the duration must be positive"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses a size: bytes, or a number with K, M, G or T (powers of 1024;
+/// `KiB`, `MB`… are read the same way).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a size such as 4096, 64K, 256M or 2G"))?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let shift = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("`{text}`: the unit must be K, M, G or T")),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("`{text}`: the size must be at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Parses a snapshot trigger name (the names are declared once, by
@@ -236,6 +277,9 @@ fn context(options: &RunOptions, program_name: &str) -> Result<WasiCtx> {
         }
         builder = builder.listener(listener);
     }
+    if let Some(bytes) = options.max_fs_bytes {
+        builder = builder.max_fs_bytes(bytes);
+    }
     Ok(builder.build()?)
 }
 
@@ -285,6 +329,10 @@ pub fn run(options: RunOptions) -> Result<i32> {
             stop_after: options.stop_after_snapshot,
             sigint_grace: options.sigint_grace,
         },
+        limits: Limits {
+            max_memory: options.max_memory,
+            timeout: options.timeout,
+        },
     };
     let process = Process::start(&program, ctx, process_options)?;
     for summary in &process.report().replays {
@@ -310,7 +358,17 @@ pub fn run(options: RunOptions) -> Result<i32> {
             resumed.marker_offset, resumed.memory_bytes
         );
     }
-    let status = process.run()?.status;
+    let report = process.run()?;
+    let status = report.status;
+    if let (Some(asked), Some(limit)) = (report.memory_refused, options.max_memory) {
+        if options.verbose || status.code() != 0 {
+            eprintln!(
+                "wasnap: {} asked for {asked} bytes of memory, over --max-memory ({} bytes): memory.grow returned -1",
+                module_path.display(),
+                limit / 65536 * 65536
+            );
+        }
+    }
     match &status {
         ExitStatus::Exited(code) if *code >= wasnap_wasi::instance::INVALID_EXIT_STATUS => {
             eprintln!(
@@ -330,6 +388,11 @@ pub fn run(options: RunOptions) -> Result<i32> {
         ExitStatus::Diverged(divergence) => eprintln!(
             "wasnap: {}: {divergence}; the journal is left as it was",
             module_path.display()
+        ),
+        ExitStatus::TimedOut(after) => eprintln!(
+            "wasnap: {} timed out after {:.1} s (--timeout)",
+            module_path.display(),
+            after.as_secs_f64()
         ),
         ExitStatus::Signaled(sig) => eprintln!(
             "wasnap: {} was ended by signal {sig}",

@@ -68,16 +68,16 @@ impl State {
                 ),
                 _ => {
                     let (_, contents) = self.file_of(kind, e.fd)?;
-                    contents.write(e.offset, &e.data);
+                    contents.write(e.offset, &e.data)?;
                     let end = e.offset + e.data.len() as u64;
                     self.description_mut(kind, e.fd)?.position = end;
                 }
             },
             JournalEntry::FileDescriptorSetSizeV1(e) => {
-                self.file_of(kind, e.fd)?.1.set_size(e.size)
+                self.file_of(kind, e.fd)?.1.set_size(e.size)?
             }
             JournalEntry::FileDescriptorAllocateV1(e) => {
-                self.file_of(kind, e.fd)?.1.allocate(e.offset, e.len)
+                self.file_of(kind, e.fd)?.1.allocate(e.offset, e.len)?
             }
             JournalEntry::FileDescriptorSetTimesV1(e) => {
                 let Some(Target::Node(node)) = self.target_of(e.fd) else {
@@ -362,7 +362,7 @@ impl State {
         if e.o_flags & O_TRUNC != 0 {
             if let Some(entry) = self.nodes.get_mut(&node) {
                 if let NodeKind::File(contents) = &mut entry.kind {
-                    contents.set_size(0);
+                    contents.set_size(0)?;
                 }
             }
         }

@@ -105,43 +105,67 @@ impl Contents {
         self.ranges.insert(start, end);
     }
 
-    pub(super) fn put(&mut self, offset: u64, data: &[u8]) {
-        let end = offset as usize + data.len();
+    /// Makes `bytes` reach `end`, refusing what the model cannot hold
+    /// rather than asking the allocator for it.
+    fn reach(&mut self, end: u64) -> Result<(), StateError> {
+        let too_large = StateError::TooLarge {
+            size: end,
+            limit: MAX_MODEL_FILE,
+        };
+        if end > MAX_MODEL_FILE {
+            return Err(too_large);
+        }
+        let end = usize::try_from(end).map_err(|_| too_large.clone())?;
         if self.bytes.len() < end {
+            self.bytes
+                .try_reserve(end - self.bytes.len())
+                .map_err(|_| too_large)?;
             self.bytes.resize(end, 0);
         }
-        self.bytes[offset as usize..end].copy_from_slice(data);
-        self.cover(offset, end as u64);
+        Ok(())
     }
 
-    pub(super) fn write(&mut self, offset: u64, data: &[u8]) {
+    pub(super) fn put(&mut self, offset: u64, data: &[u8]) -> Result<(), StateError> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(StateError::TooLarge {
+                size: u64::MAX,
+                limit: MAX_MODEL_FILE,
+            })?;
+        self.reach(end)?;
+        self.bytes[offset as usize..end as usize].copy_from_slice(data);
+        self.cover(offset, end);
+        Ok(())
+    }
+
+    pub(super) fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StateError> {
         if data.is_empty() {
-            return;
+            return Ok(());
         }
+        self.put(offset, data)?;
         let end = offset + data.len() as u64;
-        self.put(offset, data);
         if let Some(size) = self.size {
             if end > size {
                 self.size = Some(end);
                 // Bytes between the old size and the write are zeros: known.
                 if offset > size {
-                    self.fill_zeros(size, offset);
+                    self.fill_zeros(size, offset)?;
                 }
             }
         }
+        Ok(())
     }
 
-    pub(super) fn fill_zeros(&mut self, from: u64, to: u64) {
+    pub(super) fn fill_zeros(&mut self, from: u64, to: u64) -> Result<(), StateError> {
         if to > from {
-            if self.bytes.len() < to as usize {
-                self.bytes.resize(to as usize, 0);
-            }
+            self.reach(to)?;
             self.bytes[from as usize..to as usize].fill(0);
             self.cover(from, to);
         }
+        Ok(())
     }
 
-    pub(super) fn set_size(&mut self, size: u64) {
+    pub(super) fn set_size(&mut self, size: u64) -> Result<(), StateError> {
         let old = self.size;
         self.forget(size, u64::MAX);
         self.bytes.truncate(size as usize);
@@ -156,9 +180,10 @@ impl Contents {
         let known_from = zeros_from.max(self.original_until.unwrap_or(0));
         if size > known_from {
             for (from, to) in self.gaps(known_from, size) {
-                self.fill_zeros(from, to);
+                self.fill_zeros(from, to)?;
             }
         }
+        Ok(())
     }
 
     /// Ranges in `[from, to)` no known bytes cover.
@@ -184,16 +209,17 @@ impl Contents {
         gaps
     }
 
-    pub(super) fn allocate(&mut self, offset: u64, len: u64) {
+    pub(super) fn allocate(&mut self, offset: u64, len: u64) -> Result<(), StateError> {
         let end = offset.saturating_add(len);
         match self.size {
             Some(size) if end > size => self.set_size(end),
-            _ => {}
+            _ => Ok(()),
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -204,8 +230,8 @@ mod tests {
     #[test]
     fn adjacent_writes_merge_into_one_range() {
         let mut c = Contents::created();
-        c.write(0, b"abc");
-        c.write(3, b"def");
+        c.write(0, b"abc").unwrap();
+        c.write(3, b"def").unwrap();
         assert_eq!(known(&c), vec![(0, b"abcdef".to_vec())]);
         assert_eq!(c.size, Some(6));
     }
@@ -213,7 +239,7 @@ mod tests {
     #[test]
     fn a_write_past_the_end_of_a_created_file_knows_the_zeros() {
         let mut c = Contents::created();
-        c.write(4, b"x");
+        c.write(4, b"x").unwrap();
         assert_eq!(known(&c), vec![(0, b"\0\0\0\0x".to_vec())]);
         assert_eq!(c.size, Some(5));
     }
@@ -221,8 +247,8 @@ mod tests {
     #[test]
     fn a_file_that_existed_before_knows_only_what_was_written() {
         let mut c = Contents::default();
-        c.write(10, b"hi");
-        c.write(2, b"yo");
+        c.write(10, b"hi").unwrap();
+        c.write(2, b"yo").unwrap();
         assert_eq!(known(&c), vec![(2, b"yo".to_vec()), (10, b"hi".to_vec())]);
         assert_eq!(c.size, None, "the original size is unknown");
         assert_eq!(c.gaps(0, 12), vec![(0, 2), (4, 10)]);
@@ -231,25 +257,50 @@ mod tests {
     #[test]
     fn truncation_forgets_and_growth_adds_known_zeros() {
         let mut c = Contents::default();
-        c.write(0, b"abcdef");
-        c.set_size(2);
+        c.write(0, b"abcdef").unwrap();
+        c.set_size(2).unwrap();
         assert_eq!(known(&c), vec![(0, b"ab".to_vec())]);
         assert_eq!(c.original_until, Some(2));
-        c.set_size(4);
+        c.set_size(4).unwrap();
         assert_eq!(known(&c), vec![(0, b"ab\0\0".to_vec())]);
-        c.allocate(0, 6);
+        c.allocate(0, 6).unwrap();
         assert_eq!(c.size, Some(6));
-        c.allocate(0, 1);
+        c.allocate(0, 1).unwrap();
         assert_eq!(c.size, Some(6), "allocate never shrinks");
     }
 
     #[test]
     fn equality_ignores_bytes_outside_the_known_ranges() {
         let mut a = Contents::created();
-        a.write(0, b"abcd");
-        a.set_size(2);
+        a.write(0, b"abcd").unwrap();
+        a.set_size(2).unwrap();
         let mut b = Contents::created();
-        b.write(0, b"ab");
+        b.write(0, b"ab").unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_huge_file_is_refused_not_allocated() {
+        let mut c = Contents::created();
+        let tib = 1u64 << 40;
+        assert_eq!(
+            c.set_size(tib),
+            Err(StateError::TooLarge {
+                size: tib,
+                limit: MAX_MODEL_FILE
+            })
+        );
+        assert!(matches!(
+            c.write(tib, b"x"),
+            Err(StateError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            c.write(u64::MAX - 1, b"xyz"),
+            Err(StateError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            c.allocate(0, tib),
+            Err(StateError::TooLarge { .. })
+        ));
     }
 }

@@ -65,7 +65,22 @@ pub enum StateError {
     /// A memory region is malformed.
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    /// A file grows past what the model holds in memory (its bytes are kept
+    /// densely): refused, never asked of the allocator.
+    #[error(
+        "a file of {size} bytes is larger than the {limit} bytes the journal model holds in memory"
+    )]
+    TooLarge {
+        /// The size the journal asks for.
+        size: u64,
+        /// [`MAX_MODEL_FILE`].
+        limit: u64,
+    },
 }
+
+/// The largest file the journal model (compaction, extract, inspect)
+/// holds: 4 GiB.
+pub const MAX_MODEL_FILE: u64 = 4 << 30;
 
 fn invalid(kind: EntryKind, message: impl Into<String>) -> StateError {
     StateError::Invalid {

@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::SeekFrom;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::executor::block_on;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -61,6 +63,85 @@ pub struct MemFs {
     live_writes: HashMap<u64, u32>,
     /// While true, new files are created in the offload store.
     pub replaying: bool,
+    /// The bytes all in-memory mounts of a context may hold, shared.
+    budget: Arc<FsBudget>,
+}
+
+/// A limit on the bytes the in-memory mounts of one context hold (the sum
+/// of their files' sizes: contents are stored densely, so a sparse file
+/// costs its whole size). A change that would pass it fails with `NOSPC`
+/// (writes, `fd_allocate`) or `FBIG` (`fd_filestat_set_size`), never by
+/// asking the allocator for what it may not have.
+#[derive(Debug)]
+pub struct FsBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl FsBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Arc<FsBudget> {
+        Arc::new(FsBudget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Arc<FsBudget> {
+        FsBudget::new(u64::MAX)
+    }
+
+    /// The limit, in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The bytes held now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget, or fails with `refusal`.
+    fn take(&self, bytes: u64, refusal: Errno) -> Result<(), Errno> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used
+                .checked_add(bytes)
+                .filter(|n| *n <= self.limit)
+                .ok_or(refusal)?;
+            match self
+                .used
+                .compare_exchange(used, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives `bytes` back.
+    fn give(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+}
+
+/// The default budget: a quarter of the machine's memory (4 GiB when it
+/// cannot be read).
+pub fn default_fs_limit() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib.saturating_mul(1024))
+        });
+    total.map_or(4 << 30, |bytes| bytes / 4)
 }
 
 /// See `MemFs::live_writes`.
@@ -97,7 +178,42 @@ impl MemFs {
             offloaded: HashSet::new(),
             live_writes: HashMap::new(),
             replaying: false,
+            budget: FsBudget::unlimited(),
         }
+    }
+
+    /// Shares `budget` with the other in-memory mounts of a context. The
+    /// bytes this filesystem already holds are charged to it.
+    pub fn set_budget(&mut self, budget: Arc<FsBudget>) -> Result<(), Errno> {
+        let held = self.held_bytes();
+        budget.take(held, Errno::Nospc)?;
+        self.budget.give(held);
+        self.budget = budget;
+        Ok(())
+    }
+
+    /// The bytes the files hold (the sum of their sizes).
+    fn held_bytes(&mut self) -> u64 {
+        let files: Vec<u64> = self
+            .inodes
+            .iter()
+            .filter(|(_, n)| matches!(n.kind, Kind::File(_)))
+            .map(|(ino, _)| *ino)
+            .collect();
+        files
+            .into_iter()
+            .map(|ino| self.size(ino).unwrap_or(0))
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Charges the growth of file `ino` to `end` bytes to the budget.
+    fn grow_to(&mut self, ino: u64, end: u64, refusal: Errno) -> Result<u64, Errno> {
+        let size = self.size(ino)?;
+        let growth = end.saturating_sub(size);
+        if growth > 0 {
+            self.budget.take(growth, refusal)?;
+        }
+        Ok(growth)
     }
 
     fn node(&self, ino: u64) -> Result<&Inode, Errno> {
@@ -310,7 +426,8 @@ impl MemFs {
 
     fn free(&mut self, ino: u64) {
         if let Some(node) = self.inodes.remove(&ino) {
-            if let Kind::File(_) = node.kind {
+            if let Kind::File(content) = &node.kind {
+                self.budget.give(content.size());
                 let path = PathBuf::from(format!("/{ino}"));
                 match (&self.offload, self.offloaded.remove(&ino)) {
                     (Some(store), true) => {
@@ -504,12 +621,17 @@ impl MemFs {
             }
         }
 
+        let end = pos.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        let growth = self.grow_to(ino, end, Errno::Nospc)?;
         let content = self.content(ino)?;
-        block_on(async {
+        let written = block_on(async {
             content.seek(SeekFrom::Start(pos)).await?;
             content.write_all(data).await
-        })
-        .map_err(io_errno)?;
+        });
+        if let Err(e) = written {
+            self.budget.give(growth);
+            return Err(io_errno(e));
+        }
         let node = self.node_mut(ino)?;
         node.mtim = now;
         node.ctim = now;
@@ -523,7 +645,13 @@ impl MemFs {
 
     /// Truncates or extends a file.
     pub fn set_len(&mut self, ino: u64, len: u64, now: u64) -> Result<(), Errno> {
-        self.content(ino)?.set_len(len).map_err(Errno::from)?;
+        let size = self.size(ino)?;
+        let growth = self.grow_to(ino, len, Errno::Fbig)?;
+        if let Err(e) = self.content(ino)?.set_len(len) {
+            self.budget.give(growth);
+            return Err(Errno::from(e));
+        }
+        self.budget.give(size.saturating_sub(len));
         let node = self.node_mut(ino)?;
         node.mtim = now;
         node.ctim = now;
@@ -555,9 +683,15 @@ impl MemFs {
         if !self.offloaded.contains(&ino) {
             return Ok(false);
         }
+        let end = pos.checked_add(len).ok_or(Errno::Fbig)?;
+        let growth = self.grow_to(ino, end, Errno::Nospc)?;
         let content = self.content(ino)?;
-        block_on(content.seek(SeekFrom::Start(pos))).map_err(io_errno)?;
-        content.write_from_mmap(map_offset, len).map_err(io_errno)?;
+        let written = block_on(content.seek(SeekFrom::Start(pos)))
+            .and_then(|_| content.write_from_mmap(map_offset, len));
+        if let Err(e) = written {
+            self.budget.give(growth);
+            return Err(io_errno(e));
+        }
         let node = self.node_mut(ino)?;
         node.mtim = now;
         node.ctim = now;

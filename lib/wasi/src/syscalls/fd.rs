@@ -153,7 +153,11 @@ impl WasiCtx {
             .ok_or(Errno::Fbig)?;
         let m = &mut self.mounts[*mount];
         if m.file_size(file)? < end {
-            m.set_len(file, end, now)?;
+            // Out of room is `NOSPC` for an allocation (`FBIG` for a resize).
+            m.set_len(file, end, now).map_err(|e| match e {
+                Errno::Fbig => Errno::Nospc,
+                other => other,
+            })?;
         }
         self.record(JournalEntry::FileDescriptorAllocateV1(
             journal::FileDescriptorAllocateV1 { fd, offset, len },
