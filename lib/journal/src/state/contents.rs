@@ -166,6 +166,13 @@ impl Contents {
     }
 
     pub(super) fn set_size(&mut self, size: u64) -> Result<(), StateError> {
+        // Refused before anything changes.
+        if size > MAX_MODEL_FILE {
+            return Err(StateError::TooLarge {
+                size,
+                limit: MAX_MODEL_FILE,
+            });
+        }
         let old = self.size;
         self.forget(size, u64::MAX);
         self.bytes.truncate(size as usize);
@@ -302,5 +309,7 @@ mod tests {
             c.allocate(0, tib),
             Err(StateError::TooLarge { .. })
         ));
+        // Nothing changed on the way.
+        assert_eq!(c, Contents::created());
     }
 }
