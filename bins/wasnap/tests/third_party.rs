@@ -1,144 +1,223 @@
-//! Real third-party programs on `wasnap run`: the Lua interpreter and the
-//! SQLite shell, built from registry sources by fixtures/third-party/build.sh
-//! (nothing third-party is committed). Outputs are checked against known
-//! answers.
+//! Real third-party programs on `wasnap run`: the Lua interpreter, the
+//! SQLite shell, QuickJS-ng's `qjs` and CPython 3.11, built or unpacked from
+//! registry sources by fixtures/third-party/build.sh (nothing third-party is
+//! committed).
 //!
-//! Where the programs have not been built (a machine without clang), these
-//! tests say so on stderr and pass, unless WASNAP_REQUIRE_THIRD_PARTY=1 (set
-//! by .ci/run, which builds them), where a missing program fails.
+//! - The cases of fixtures/third-party/cases (files, stdin, errors, exit
+//!   codes) print exactly what the same programs print natively: their
+//!   expected outputs come from native builds (fixtures/third-party/
+//!   reference.sh), never from wasnap.
+//! - Journaled runs: a second run on the same journal, `journal verify`, and
+//!   `journal compact` replaying to the same tree.
+//!
+//! Snapshots and kill -9 resumes of the same programs: third_party_resume.rs.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::text;
-
-fn program(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("WASNAP_THIRD_PARTY_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/wasnap/third-party"))
-        })?;
-    let path = dir.join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    let required = std::env::var("WASNAP_REQUIRE_THIRD_PARTY").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{} is missing: run fixtures/third-party/build.sh",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is not built (run fixtures/third-party/build.sh)",
-        path.display()
-    );
-    None
-}
-
-fn scripts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/third-party/scripts")
-}
+use common::programs::{cases, module_cache, scripts, Program};
+use common::{fixture, text, wasnap};
 
 fn run(args: &[&str], stdin: &str, cache: &Path) -> Output {
     common::run_with_input(cache, args, stdin.as_bytes())
 }
 
-#[test]
-fn lua_runs_a_script_with_files_args_env_and_exit_code() {
-    let Some(lua) = program("lua.wasm") else {
+/// Runs every case of `program` and compares stdout, stderr and the exit
+/// code with the native reference; reports every difference at once.
+fn cases_match_native(program: Program) {
+    let Some(module) = program.module() else {
         return;
     };
-    let cache = tempfile::tempdir().unwrap();
-    let mount = format!("{}::/scripts:ro", scripts().display());
-    let out = run(
-        &[
-            "--dir",
-            &mount,
-            "--env",
-            "LUA_TEST=from-host",
-            lua.to_str().unwrap(),
-            "/scripts/check.lua",
-            "one",
-            "two",
-        ],
-        "",
-        cache.path(),
-    );
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        "fib(25) = 75025\n\
-         sorted: 3,6,22,25,41,44,63,66,82,85\n\
-         pi ~ 3.141593\n\
-         WASNAP-WASNAP\n\
-         lengths: 3 5 5 3\n\
-         lines read back: 3\n\
-         renamed exists: true\n\
-         removed: true\n\
-         args: one two\n\
-         env: from-host\n"
-    );
+    let mut failures = Vec::new();
+    let cases = cases(program);
+    assert!(cases.len() >= 3, "{program:?}: too few cases");
+    for case in &cases {
+        let out = case.run(&module, false, &[]);
+        if let Some(reason) = &case.xfail {
+            // Known to differ (see the case's xfail): it must still differ.
+            let same = out.stdout == case.stdout
+                && out.stderr == case.stderr
+                && out.status.code() == Some(case.status);
+            if same {
+                failures.push(format!(
+                    "{}: now matches the native run: remove its xfail",
+                    case.name
+                ));
+            } else {
+                eprintln!("{}: differs as expected: {reason}", case.name);
+            }
+            continue;
+        }
+        if out.stdout != case.stdout {
+            failures.push(format!(
+                "{}: stdout\n--- native\n{}--- wasnap\n{}",
+                case.name,
+                text(&case.stdout),
+                text(&out.stdout)
+            ));
+        }
+        if out.stderr != case.stderr {
+            failures.push(format!(
+                "{}: stderr\n--- native\n{}--- wasnap\n{}",
+                case.name,
+                text(&case.stderr),
+                text(&out.stderr)
+            ));
+        }
+        if out.status.code() != Some(case.status) {
+            failures.push(format!(
+                "{}: exit {:?}, natively {}\n{}",
+                case.name,
+                out.status.code(),
+                case.status,
+                text(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
-fn lua_reads_a_program_from_stdin() {
-    let Some(lua) = program("lua.wasm") else {
-        return;
-    };
-    let cache = tempfile::tempdir().unwrap();
-    let out = run(
-        &[lua.to_str().unwrap(), "-"],
-        "local s = 0\nfor i = 1, 100 do s = s + i * i end\nprint(s, 2^10, 7 // 2)\n",
-        cache.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "338350\t1024.0\t3\n");
+fn lua_cases_match_native_runs() {
+    cases_match_native(Program::Lua);
 }
-
-const SCHEMA: &str = "create table t(id integer primary key, name text, score real);\n\
-    insert into t(name, score) values ('ada', 91.5), ('bob', 78), ('cy', 85.25);\n\
-    create index by_score on t(score);\n";
-
-const QUERIES: &str = "select count(*), sum(score) from t;\n\
-    select name from t where score > 80 order by name;\n\
-    select group_concat(name, ',') from (select name from t order by score desc);\n\
-    with recursive c(x) as (select 1 union all select x + 1 from c where x < 100) select sum(x) from c;\n\
-    select printf('%.3f', 2.0 / 3);\n";
-
-const ANSWERS: &str = "3|254.75\nada\ncy\nada,cy,bob\n5050\n0.667\n";
 
 #[test]
-fn sqlite_answers_queries_in_memory_and_in_a_journaled_file() {
-    let Some(sqlite) = program("sqlite3.wasm") else {
+fn sqlite_cases_match_native_runs() {
+    cases_match_native(Program::Sqlite);
+}
+
+#[test]
+fn quickjs_cases_match_native_runs() {
+    cases_match_native(Program::QuickJs);
+}
+
+#[test]
+fn cpython_cases_match_native_runs() {
+    cases_match_native(Program::Python);
+}
+
+/// The tree a journal restores: /w (journaled here: an in-memory copy) and
+/// /tmp, as fixtures/wasi/tree.wasm lists them over the journal.
+fn restored_tree(journal: &Path, w: &Path) -> String {
+    let out = wasnap(&module_cache())
+        .arg("run")
+        .arg("--journal-readonly")
+        .arg(journal)
+        .arg("--force")
+        .arg("--dir-copy")
+        .arg(format!("{}::/w", w.display()))
+        .args([&fixture("tree.wasm"), "walk", "/w", "/tmp"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Each case of `program`, journaled (its `w` an in-memory copy, so the
+/// journal holds its files): a second run on the same journal starts afresh
+/// over the restored files and prints the same; `journal verify` finds the
+/// journal intact; its compaction restores the same tree.
+fn journaled_runs_verify_and_compact(program: Program) {
+    let Some(module) = program.module() else {
         return;
     };
-    let cache = tempfile::tempdir().unwrap();
-    let sqlite = sqlite.to_str().unwrap();
-    let out = run(
-        &["--env", "HOME=/tmp", sqlite, "-batch"],
-        &format!("{SCHEMA}{QUERIES}"),
-        cache.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), ANSWERS);
+    for case in cases(program) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("run.journal");
+        let j = journal.to_str().unwrap();
+        let args = case.args(&module, w.path(), true, &["--journal", j]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let first = common::run_with_input(&module_cache(), &args, &case.stdin);
+        assert_eq!(
+            first.status.code(),
+            Some(case.status),
+            "{}: {}",
+            case.name,
+            text(&first.stderr)
+        );
+        let second = common::run_with_input(&module_cache(), &args, &case.stdin);
+        assert_eq!(
+            second.status.code(),
+            Some(case.status),
+            "{}: {}",
+            case.name,
+            text(&second.stderr)
+        );
+        assert!(
+            text(&second.stderr).contains("starting it afresh"),
+            "{}: {}",
+            case.name,
+            text(&second.stderr)
+        );
 
-    // A database file in the in-memory root, reopened within the run.
-    let script = format!("{SCHEMA}.open /tmp/other.db\n.open /tmp/test.db\n{QUERIES}");
-    let out = run(
-        &["--env", "HOME=/tmp", sqlite, "-batch", "/tmp/test.db"],
-        &script,
-        cache.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), ANSWERS);
+        let verify = wasnap(dir.path())
+            .args(["journal", "verify", j])
+            .output()
+            .unwrap();
+        assert_eq!(
+            verify.status.code(),
+            Some(0),
+            "{}: {}",
+            case.name,
+            text(&verify.stdout)
+        );
+
+        let compacted = dir.path().join("compacted.journal");
+        let compact = wasnap(dir.path())
+            .args(["journal", "compact", j])
+            .arg(&compacted)
+            .output()
+            .unwrap();
+        assert_eq!(
+            compact.status.code(),
+            Some(0),
+            "{}: {}",
+            case.name,
+            text(&compact.stderr)
+        );
+        assert_eq!(
+            restored_tree(&compacted, w.path()),
+            restored_tree(&journal, w.path()),
+            "{}: the compacted journal restores another tree",
+            case.name
+        );
+    }
 }
+
+#[test]
+fn lua_journals_replay_verify_and_compact() {
+    journaled_runs_verify_and_compact(Program::Lua);
+}
+
+#[test]
+fn sqlite_journals_replay_verify_and_compact() {
+    journaled_runs_verify_and_compact(Program::Sqlite);
+}
+
+#[test]
+fn quickjs_journals_replay_verify_and_compact() {
+    journaled_runs_verify_and_compact(Program::QuickJs);
+}
+
+#[test]
+fn cpython_journals_replay_verify_and_compact() {
+    journaled_runs_verify_and_compact(Program::Python);
+}
+
+/// The schema and queries of the SQLite cases, and the answers the native
+/// shell gives to both (the sqlite-stdin case).
+const SCHEMA: &str = include_str!("../../../fixtures/third-party/scripts/schema.sql");
+const QUERIES: &str = include_str!("../../../fixtures/third-party/scripts/queries.sql");
+const ANSWERS: &str = include_str!("../../../fixtures/third-party/cases/sqlite-stdin/stdout");
 
 #[test]
 fn sqlite_database_on_a_host_mount_persists_across_runs() {
-    let Some(sqlite) = program("sqlite3.wasm") else {
+    let Some(sqlite) = Program::Sqlite.module() else {
         return;
     };
     let cache = tempfile::tempdir().unwrap();
@@ -199,7 +278,7 @@ fn soak_real_program(module: &Path, tail_args: &[&str], seed: u64) {
 
 #[test]
 fn lua_killed_anywhere_resumes_exactly() {
-    let Some(lua) = program("lua.wasm") else {
+    let Some(lua) = Program::Lua.module() else {
         return;
     };
     soak_real_program(&lua, &["/s/soak.lua"], 0x10a_0001);
@@ -207,7 +286,7 @@ fn lua_killed_anywhere_resumes_exactly() {
 
 #[test]
 fn sqlite_reading_a_script_into_a_file_database_killed_anywhere_resumes_exactly() {
-    let Some(sqlite) = program("sqlite3.wasm") else {
+    let Some(sqlite) = Program::Sqlite.module() else {
         return;
     };
     soak_real_program(&sqlite, &["/tmp/soak.db", ".read /s/soak.sql"], 0x5a1_0001);

@@ -68,6 +68,9 @@ pub struct RunOptions {
     /// guest may change the copy; the host directory is never written.
     #[arg(long = "dir-copy", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     pub dir_copies: Vec<DirSpec>,
+    /// The program's own name, its argv[0] [default: the module's file name].
+    #[arg(long, value_name = "NAME")]
+    pub argv0: Option<String>,
     /// Set an environment variable for the program. Repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -236,7 +239,7 @@ fn report_replay(options: &RunOptions, summary: &ReplaySummary) {
 /// The guest's context: arguments, environment, mounts, listeners.
 fn context(options: &RunOptions, program_name: &str) -> Result<WasiCtx> {
     let mut builder = WasiCtx::builder()
-        .arg(program_name)
+        .arg(options.argv0.as_deref().unwrap_or(program_name))
         .args(options.args.iter().cloned());
     if options.env_inherit {
         for (key, value) in std::env::vars_os() {

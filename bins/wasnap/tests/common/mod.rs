@@ -2,6 +2,8 @@
 //! module cache of their own.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod programs;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
