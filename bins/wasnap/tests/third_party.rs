@@ -100,32 +100,45 @@ fn cpython_cases_match_native_runs() {
     cases_match_native(Program::Python);
 }
 
-/// The tree a journal restores: /w (journaled here: an in-memory copy) and
-/// /tmp, as fixtures/wasi/tree.wasm lists them over the journal.
-fn restored_tree(journal: &Path, w: &Path) -> String {
+/// The tree a journal of `program` restores: /w (journaled here: an
+/// in-memory copy) and /tmp, as fixtures/wasi/tree.wasm lists them over the
+/// journal, with the program's mounts (descriptor numbers follow them).
+fn restored_tree(journal: &Path, program: Program, w: &Path) -> String {
     let out = wasnap(&module_cache())
         .arg("run")
         .arg("--journal-readonly")
         .arg(journal)
         .arg("--force")
-        .arg("--dir-copy")
-        .arg(format!("{}::/w", w.display()))
+        .args(program.run_args(w, true))
         .args([&fixture("tree.wasm"), "walk", "/w", "/tmp"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Modification times a change set implicitly are not kept by
+    // compaction (they become the time of its last effect; see the README):
+    // compared are the names, kinds, sizes, links, targets and contents.
     text(&out.stdout)
+        .lines()
+        .map(|line| {
+            line.split(' ')
+                .filter(|word| !word.starts_with("mtime="))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Each case of `program`, journaled (its `w` an in-memory copy, so the
 /// journal holds its files): a second run on the same journal starts afresh
-/// over the restored files and prints the same; `journal verify` finds the
-/// journal intact; its compaction restores the same tree.
+/// over the restored files; `journal verify` finds the journal intact; its
+/// compaction restores the same tree.
 fn journaled_runs_verify_and_compact(program: Program) {
     let Some(module) = program.module() else {
         return;
     };
-    for case in cases(program) {
+    // A case known to differ (a trap) has no exit to start afresh after.
+    for case in cases(program).into_iter().filter(|c| c.xfail.is_none()) {
         let dir = tempfile::tempdir().unwrap();
         let w = tempfile::tempdir().unwrap();
         let journal = dir.path().join("run.journal");
@@ -140,19 +153,21 @@ fn journaled_runs_verify_and_compact(program: Program) {
             case.name,
             text(&first.stderr)
         );
+        // The second run starts over the files the first left (a database
+        // that exists, say): what it prints is the program's business; it
+        // must start and end as a program does, never be refused.
         let second = common::run_with_input(&module_cache(), &args, &case.stdin);
-        assert_eq!(
-            second.status.code(),
-            Some(case.status),
-            "{}: {}",
-            case.name,
-            text(&second.stderr)
-        );
+        let err = text(&second.stderr);
+        assert!(err.contains("starting it afresh"), "{}: {err}", case.name);
+        let complaints: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("wasnap:") && !l.contains("starting it afresh"))
+            .collect();
         assert!(
-            text(&second.stderr).contains("starting it afresh"),
-            "{}: {}",
+            complaints.is_empty() && second.status.code().is_some(),
+            "{}: the second run failed ({:?}): {err}",
             case.name,
-            text(&second.stderr)
+            second.status.code()
         );
 
         let verify = wasnap(dir.path())
@@ -181,8 +196,8 @@ fn journaled_runs_verify_and_compact(program: Program) {
             text(&compact.stderr)
         );
         assert_eq!(
-            restored_tree(&compacted, w.path()),
-            restored_tree(&journal, w.path()),
+            restored_tree(&compacted, program, w.path()),
+            restored_tree(&journal, program, w.path()),
             "{}: the compacted journal restores another tree",
             case.name
         );

@@ -392,13 +392,13 @@ impl State {
         let node = *self.names.get(from).ok_or(StateError::Unsupported(
             "PathRenameV1 of something that existed before the journal",
         ))?;
-        if self.existed_before(node) {
+        if from == to {
+            return Ok(());
+        }
+        if self.existed_before(node) && !self.adopt(node, from) {
             return Err(StateError::Unsupported(
                 "PathRenameV1 of something that existed before the journal",
             ));
-        }
-        if from == to {
-            return Ok(());
         }
         self.require_parent(kind, to)?;
         if !self.names.contains_key(to) && self.has_descendants(to) {

@@ -43,10 +43,14 @@ impl State {
         // replay the path exists; changed contents and times are restored
         // through that descriptor (such nodes cannot have moved: renaming them
         // is refused). Parents sort before children.
+        // Nodes the journal only looked at (opened to read, listed) need
+        // nothing: opening them again could only fail (a read-only mount,
+        // a directory opened without O_DIRECTORY, a root opened by "").
         let mut original_nodes: Vec<(&Location, NodeId)> = self
             .names
             .iter()
             .filter(|(location, id)| self.nodes[*id].original.as_ref() == Some(*location))
+            .filter(|(_, id)| self.nodes[*id].changed())
             .map(|(location, id)| (location, *id))
             .collect();
         original_nodes.sort();
@@ -697,6 +701,51 @@ mod tests {
         ]);
         let rebuilt = state_of(original.to_entries());
         assert_eq!(rebuilt.summary(), original.summary());
+    }
+
+    #[test]
+    fn a_file_cut_to_zero_over_a_name_that_may_have_existed_can_move() {
+        // O_CREAT | O_TRUNC over an unknown name (Lua's io.open(p, "w")),
+        // written, then renamed: the old name is gone, the new one holds
+        // exactly what was written, whether or not the old name existed.
+        let rename: JournalEntry<'static> = PathRenameV1 {
+            old_fd: ROOT,
+            old_path: "w.txt".to_owned().into(),
+            new_fd: ROOT,
+            new_path: "moved.txt".to_owned().into(),
+        }
+        .into();
+        let original = state_of(vec![
+            open(4, "w.txt", O_CREAT | O_TRUNC),
+            write(4, 0, b"all known"),
+            close(4),
+            rename,
+        ]);
+        let rebuilt = state_of(original.to_entries());
+        assert_eq!(rebuilt.summary(), original.summary());
+        let moved = (ROOT, "moved.txt".to_owned());
+        assert!(rebuilt.names.contains_key(&moved));
+        assert!(!rebuilt.names.contains_key(&(ROOT, "w.txt".to_owned())));
+
+        // Bytes it held before are unknown: such a file still cannot move.
+        let unknown: JournalEntry<'static> = PathRenameV1 {
+            old_fd: ROOT,
+            old_path: "old.txt".to_owned().into(),
+            new_fd: ROOT,
+            new_path: "elsewhere.txt".to_owned().into(),
+        }
+        .into();
+        let mut replayer = Replayer::new();
+        let mut refused = None;
+        for (offset, entry) in records(vec![open(4, "old.txt", 0), close(4), unknown]) {
+            if let Err(e) = replayer.apply(offset, &entry) {
+                refused = Some(e);
+            }
+        }
+        assert!(
+            matches!(refused, Some(StateError::Unsupported(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]

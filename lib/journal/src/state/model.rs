@@ -192,6 +192,32 @@ impl State {
         self.nodes.get(&node).is_some_and(|n| n.original.is_some())
     }
 
+    /// Takes a file that existed before (or may have: `O_CREAT` without
+    /// `O_EXCL` over a name the model did not know) as the journal's own,
+    /// when none of its original bytes are left (it was cut to zero, then
+    /// written): its original name, at `from`, becomes a deletion and the
+    /// node a file the journal created, free to be renamed. Whether it is
+    /// adopted.
+    pub(super) fn adopt(&mut self, node: NodeId, from: &Location) -> bool {
+        let Some(entry) = self.nodes.get(&node) else {
+            return false;
+        };
+        let fully_known = match &entry.kind {
+            NodeKind::File(contents) => {
+                contents.original_until == Some(0) && contents.size.is_some()
+            }
+            NodeKind::Directory | NodeKind::Symlink(_) => false,
+        };
+        if !fully_known || entry.original.as_ref() != Some(from) {
+            return false;
+        }
+        self.removed.insert(from.clone());
+        if let Some(entry) = self.nodes.get_mut(&node) {
+            entry.original = None;
+        }
+        true
+    }
+
     /// Removes a name; a node that existed before leaves a deletion behind.
     pub(super) fn unlink_name(&mut self, location: &Location) -> Option<NodeId> {
         let node = self.names.remove(location)?;
