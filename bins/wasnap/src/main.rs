@@ -242,7 +242,7 @@ fn main() -> ExitCode {
             return match commands::prepare::prepare(&input, &output, wasm_opt, force) {
                 Ok(code) => ExitCode::from(code),
                 Err(error) => {
-                    eprintln!("wasnap: {error:#}");
+                    eprintln!("wasnap: {}", error_chain(&error));
                     ExitCode::from(exit::ERROR)
                 }
             };
@@ -251,7 +251,7 @@ fn main() -> ExitCode {
             return match commands::run::run(*options) {
                 Ok(code) => ExitCode::from(code as u8),
                 Err(error) => {
-                    eprintln!("wasnap: {error:#}");
+                    eprintln!("wasnap: {}", error_chain(&error));
                     ExitCode::from(exit::ERROR)
                 }
             };
@@ -312,8 +312,42 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("wasnap: {error:#}");
+            eprintln!("wasnap: {}", error_chain(&error));
             ExitCode::from(exit::ERROR)
         }
+    }
+}
+
+/// An error and its causes, joined by ": ", leaving out a cause whose text
+/// the message before it already ends with (many messages quote their
+/// source, and the chain would say it twice).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod error_chain_tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let quoted = anyhow::Error::new(io).context("cannot read module m.wasm: No such file");
+        assert_eq!(
+            error_chain(&quoted),
+            "cannot read module m.wasm: No such file"
+        );
+        let plain = anyhow::anyhow!("disk on fire").context("cannot write j");
+        assert_eq!(error_chain(&plain), "cannot write j: disk on fire");
     }
 }

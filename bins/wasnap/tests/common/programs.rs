@@ -111,8 +111,13 @@ impl Program {
         if path.is_file() {
             return Some(path);
         }
-        // Several tests may ask at once: each prepares into its own file
-        // and renames it in; the last rename wins with identical bytes.
+        // Several tests (threads and processes) may ask at once: one
+        // prepares while the others wait on the lock, then find it made.
+        let lock = std::fs::File::create(dir.join(format!(".{}.lock", self.name()))).unwrap();
+        lock.lock().unwrap();
+        if path.is_file() {
+            return Some(path);
+        }
         let tmp = dir.join(format!(".{}-{key}.{}.tmp", self.name(), std::process::id()));
         let out = wasnap(&dir)
             .arg("prepare")
@@ -130,6 +135,7 @@ impl Program {
             text(&out.stderr)
         );
         std::fs::rename(&tmp, &path).unwrap();
+        drop(lock);
         Some(path)
     }
 
