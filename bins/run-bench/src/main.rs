@@ -11,7 +11,10 @@
 //! With `--resume`: re-executing a run from its journal against the run
 //! itself, and the journaling overhead of CPU-heavy Lua and SQLite scripts.
 //!
-//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume]
+//! With `--cpython`: CPython importing about 200 modules, cold start
+//! against resume from its first-stdin snapshot.
+//!
+//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use wasnap_runtime::{JournalTarget, ModuleCache, Process, ProcessOptions, Program};
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
+mod cpython;
 mod resume;
 mod snapshots;
 
@@ -29,6 +33,7 @@ struct Args {
     json: bool,
     snapshots: bool,
     resume: bool,
+    cpython: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         snapshots: false,
         resume: false,
+        cpython: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -54,9 +60,10 @@ fn parse_args() -> Result<Args, String> {
             "--json" => args.json = true,
             "--snapshots" => args.snapshots = true,
             "--resume" => args.resume = true,
+            "--cpython" => args.cpython = true,
             "--help" | "-h" => {
                 return Err(
-                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume]".into(),
+                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython]".into(),
                 );
             }
             other => return Err(format!("unknown argument {other}")),
@@ -120,6 +127,10 @@ fn main() {
     }
     if args.resume {
         resume::run(args.json, args.repeat);
+        return;
+    }
+    if args.cpython {
+        cpython::run(args.json, args.repeat.min(5));
         return;
     }
     let program = Program::load(&fixture(), &ModuleCache::disabled()).expect("writer.wasm loads");

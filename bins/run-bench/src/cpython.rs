@@ -1,0 +1,146 @@
+//! CPython's start-up: a script importing about 200 standard-library
+//! modules, then reading standard input
+//! (fixtures/third-party/scripts/imports.py), started cold (the unprepared
+//! interpreter, compiled module cached as a second start finds it) against
+//! resumed from a snapshot taken at its first read of standard input (the
+//! prepared interpreter, the snapshot journal as a read-only base).
+//!
+//! Needs fixtures/third-party/build.sh to have unpacked CPython, and
+//! Binaryen's wasm-opt to prepare it (once per run of the benchmark).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wasnap_journal::SnapshotTrigger;
+use wasnap_runtime::{
+    BaseJournal, JournalTarget, ModuleCache, Process, ProcessOptions, Program, SnapshotPolicy,
+};
+use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
+
+fn third_party() -> PathBuf {
+    std::env::var_os("WASNAP_THIRD_PARTY_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/wasnap/third-party"))
+        })
+        .expect("HOME or WASNAP_THIRD_PARTY_DIR")
+}
+
+fn scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/third-party/scripts")
+}
+
+/// The interpreter's context: the library read-only at /usr/local/lib, the
+/// scripts at /s, PYTHONHOME, and `input` on standard input.
+fn ctx(input: &[u8]) -> WasiCtx {
+    WasiCtx::builder()
+        .args(["python3", "/s/imports.py"])
+        .env("PYTHONHOME", "/usr/local")
+        .host_dir(third_party().join("python/lib"), "/usr/local/lib", true)
+        .host_dir(scripts(), "/s", true)
+        .stdin(BufferInput::new(input.to_vec()))
+        .stdout(SharedOutput::default())
+        .build()
+        .expect("context")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub fn run(json: bool, repeat: usize) {
+    let python = third_party().join("python/bin/python3.11.wasm");
+    if !python.is_file() {
+        eprintln!(
+            "{} is missing: run fixtures/third-party/build.sh",
+            python.display()
+        );
+        std::process::exit(2);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = ModuleCache::new(dir.path().join("modules"));
+    let wasm_opt = wasnap_prepare::asyncify::find_wasm_opt().expect("wasm-opt (Binaryen) on PATH");
+    let prepared_path = dir.path().join("python.async.wasm");
+    eprintln!("preparing CPython for snapshots (asyncify, about half a minute)…");
+    wasnap_prepare::asyncify::prepare(&python, &prepared_path, &wasm_opt).expect("prepare");
+    eprintln!("compiling both interpreters…");
+    let cold_program = Program::load(&python, &cache).expect("python loads");
+    let prepared = Program::load(&prepared_path, &cache).expect("prepared python loads");
+
+    // Cold: from _start (compiled module from the cache, as on a second start).
+    let mut cold = Vec::new();
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let program = Program::load(&python, &cache).expect("python loads from the cache");
+        let report = Process::start(&program, ctx(b"hi\n"), ProcessOptions::default())
+            .expect("starts")
+            .run()
+            .expect("runs");
+        assert_eq!(report.status, ExitStatus::Exited(0));
+        cold.push(started.elapsed());
+    }
+    drop(cold_program);
+
+    // The snapshot at the first read of standard input.
+    let journal = dir.path().join("imports.journal");
+    let policy = SnapshotPolicy {
+        stop_after: true,
+        ..SnapshotPolicy::on([SnapshotTrigger::FirstStdin])
+    };
+    let options = ProcessOptions {
+        journal: Some(JournalTarget::File(journal.clone())),
+        policy,
+        ..ProcessOptions::default()
+    };
+    let report = Process::start(&prepared, ctx(b""), options)
+        .expect("starts")
+        .run()
+        .expect("runs");
+    assert_eq!(report.status, ExitStatus::Snapshotted);
+    let memory = report.snapshots.last().map_or(0, |s| s.memory_bytes);
+    drop(report);
+    let journal_bytes = std::fs::metadata(&journal).map_or(0, |m| m.len());
+
+    // Resume: load (cache), replay the base, restore, run to the end.
+    let mut resumed = Vec::new();
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let program = Program::load(&prepared_path, &cache).expect("prepared loads from the cache");
+        let options = ProcessOptions {
+            bases: vec![BaseJournal::File(journal.clone())],
+            ..ProcessOptions::default()
+        };
+        let report = Process::start(&program, ctx(b"hi\n"), options)
+            .expect("resumes")
+            .run()
+            .expect("runs");
+        assert_eq!(report.status, ExitStatus::Exited(0));
+        resumed.push(started.elapsed());
+    }
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
+    let (cold, resumed) = (best(&cold), best(&resumed));
+    let speedup = cold.as_secs_f64() / resumed.as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"case": "cpython imports", "cold_ms": ms(cold), "resume_ms": ms(resumed),
+                "speedup": speedup, "journal_bytes": journal_bytes, "memory_bytes": memory})
+        );
+    } else {
+        println!("CPython 3.11, importing 201 standard-library modules, then reading stdin");
+        println!(
+            "  cold start (unprepared, compiled module cached): {:>8.1} ms",
+            ms(cold)
+        );
+        println!(
+            "  resume from the first-stdin snapshot:            {:>8.1} ms",
+            ms(resumed)
+        );
+        println!(
+            "  speedup: {speedup:.1}x; snapshot journal {:.1} MB for {:.1} MB of memory",
+            journal_bytes as f64 / 1e6,
+            memory as f64 / 1e6
+        );
+        println!("  (best of {repeat}; both include loading the module from the cache)");
+    }
+}
