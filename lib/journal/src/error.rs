@@ -230,6 +230,19 @@ pub enum JournalError {
         /// The operation asked for.
         operation: &'static str,
     },
+    /// Another process holds the journal's writer lock: one writer at a
+    /// time (see [`crate::lock`]).
+    #[error(
+        "{}: the journal is being written by {}; one writer at a time (a reader, or --journal-readonly, can look at it meanwhile)",
+        path.display(),
+        match holder { Some(pid) => format!("process {pid}"), None => "another process".to_owned() }
+    )]
+    Locked {
+        /// The journal's path.
+        path: PathBuf,
+        /// The process holding the lock, when the kernel says.
+        holder: Option<u32>,
+    },
     /// A pipe's other end was dropped.
     #[error("{journal}: the other end of the pipe is gone")]
     Disconnected {

@@ -102,8 +102,10 @@ fn valid_end(reader: &mut JournalReader) -> Result<(u64, Option<ReadError>), Rea
 
 impl Journal {
     /// Opens the journal at `path` for appending and reading, creating it if
-    /// it does not exist. A torn tail left by a crash is truncated (and a
-    /// warning logged); other damage is an error and the file is left alone.
+    /// it does not exist, and holds its writer lock ([`crate::lock`]) while
+    /// the writer lives: a second writer is refused with the holder's pid. A
+    /// torn tail left by a crash is truncated (and a warning logged); other
+    /// damage is an error and the file is left alone.
     pub fn open(path: impl AsRef<Path>, options: JournalOptions) -> Result<Self, JournalError> {
         let path = path.as_ref();
         let io_error = |what: &'static str| {
@@ -117,6 +119,9 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(io_error("cannot open the journal for writing"))?;
+        // Before anything is read or cut: one writer at a time, and a
+        // refused writer changes nothing.
+        crate::lock::lock_for_writing(&file, path)?;
         let existing = map_file(&file, path)?;
         let existing_len = existing.len() as u64;
         let mut check =

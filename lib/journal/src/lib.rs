@@ -38,6 +38,7 @@ mod error;
 pub mod field;
 mod format;
 mod journal;
+pub mod lock;
 pub mod memory;
 mod reader;
 pub mod start;

@@ -21,6 +21,12 @@ pub fn compact(source: &Path, destination: Option<&Path>, force: bool) -> Result
     if destination != source {
         check_destination(destination, force)?;
     }
+    // A journal being written is refused: its writer would go on appending
+    // to what compaction replaces (or read past). Held until the end, so
+    // no writer starts meanwhile.
+    let lock =
+        std::fs::File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+    wasnap_journal::lock::lock_for_writing(&lock, source)?;
     let started = Instant::now();
     let mut reader = open_reader(source)?;
     let total = reader.buffer().len() as u64;

@@ -88,9 +88,27 @@ impl State {
         while memory.last() == Some(&0) {
             memory.pop();
         }
+        // A name that existed before and that the journal only looked at
+        // (read, listed, opened) is not something the journal made: its
+        // state is whatever the world holds. Unless a descriptor is still
+        // open on it, it is left out (compaction leaves it out too).
+        let open_nodes: BTreeSet<NodeId> = self
+            .descriptions
+            .values()
+            .filter_map(|d| match d.target {
+                Target::Node(node) => Some(node),
+                Target::Root(_) | Target::Stdio(_) => None,
+            })
+            .collect();
         let names = self
             .names
             .iter()
+            .filter(|(location, id)| {
+                let node = &self.nodes[*id];
+                node.original.as_ref() != Some(*location)
+                    || node.changed()
+                    || open_nodes.contains(*id)
+            })
             .map(|(location, id)| {
                 let first = self.location_of(*id).unwrap_or_else(|| location.clone());
                 (location.clone(), (self.node_summary(*id), first))

@@ -1,0 +1,89 @@
+//! One writer per journal file: the writer holds an exclusive `flock` on
+//! the journal for as long as it is open (`Journal::open` takes it before it
+//! reads, truncates or appends anything). A second writer, or a compaction
+//! of a journal being written, is refused with the holder's pid, which the
+//! kernel lists in `/proc/locks`. Readers never take the lock. The lock is
+//! the kernel's: it goes away with the process, however it ends.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::JournalError;
+
+/// Takes the writer lock of the journal `file` (at `path`), or says who
+/// holds it.
+pub fn lock_for_writing(file: &File, path: &Path) -> Result<(), JournalError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
+            path: path.to_owned(),
+            holder: holder(file),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::Io {
+            path: path.to_owned(),
+            what: "cannot lock the journal for writing",
+            source,
+        }),
+    }
+}
+
+/// The pid holding a `flock` on `file`, from `/proc/locks` (lines such as
+/// `1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`, device in hex).
+fn holder(file: &File) -> Option<u32> {
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    // The kernel's encoding of dev_t: major and minor, as /proc prints them.
+    let (major, minor) = (
+        ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff),
+        ((dev >> 12) & 0xffff_ff00) | (dev & 0xff),
+    );
+    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    holder_in(&locks, &wanted)
+}
+
+fn holder_in(locks: &str, wanted: &str) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "N:", kind, mode, access, pid, dev:ino, start, end
+        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        (*kind == "FLOCK" && *id == wanted)
+            .then(|| pid.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let first = File::create(&path).unwrap();
+        lock_for_writing(&first, &path).unwrap();
+        // Another open file description: as another process would have.
+        let second = File::open(&path).unwrap();
+        let refused = lock_for_writing(&second, &path).unwrap_err();
+        match &refused {
+            JournalError::Locked { holder, .. } => {
+                assert_eq!(*holder, Some(std::process::id()), "{refused}")
+            }
+            other => panic!("{other}"),
+        }
+        assert!(refused.to_string().contains("one writer at a time"));
+        drop(first);
+        lock_for_writing(&second, &path).unwrap();
+    }
+
+    #[test]
+    fn proc_locks_lines_are_read_by_device_and_inode() {
+        let locks = "1: POSIX  ADVISORY  WRITE 11 08:01:77 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 08:01:77 0 EOF\n";
+        assert_eq!(holder_in(locks, "08:01:77"), Some(4242));
+        assert_eq!(holder_in(locks, "08:01:78"), None);
+    }
+}
