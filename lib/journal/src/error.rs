@@ -230,6 +230,15 @@ pub enum JournalError {
         /// The operation asked for.
         operation: &'static str,
     },
+    /// The path names something other than a regular file (a FIFO, a
+    /// device, a directory): opening it could block or mean nothing.
+    #[error("{}: not a journal: a journal is a regular file, this is {kind}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// Another process holds the journal's writer lock: one writer at a
     /// time (see [`crate::lock`]).
     #[error(

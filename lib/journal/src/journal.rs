@@ -112,6 +112,7 @@ impl Journal {
             let path = path.to_owned();
             move |source| JournalError::Io { path, what, source }
         };
+        crate::lock::require_regular_file(path)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -11,6 +11,38 @@ use std::path::Path;
 
 use crate::JournalError;
 
+/// Refuses a path that exists and is not a regular file (following
+/// links), before anything opens it: opening a FIFO for reading blocks until
+/// a writer comes, and a device or directory is no journal.
+pub fn require_regular_file(path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // Missing: the caller says so in its own words (or creates it).
+        Err(_) => return Ok(()),
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_file() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(JournalError::NotAFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
 /// Takes the writer lock of the journal `file` (at `path`), or says who
 /// holds it.
 pub fn lock_for_writing(file: &File, path: &Path) -> Result<(), JournalError> {
@@ -77,6 +109,28 @@ mod tests {
         assert!(refused.to_string().contains("one writer at a time"));
         drop(first);
         lock_for_writing(&second, &path).unwrap();
+    }
+
+    #[test]
+    fn fifos_devices_and_directories_are_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix_free_mkfifo(&fifo);
+        let refused = require_regular_file(&fifo).unwrap_err();
+        assert!(refused.to_string().contains("a FIFO"), "{refused}");
+        let null = require_regular_file(Path::new("/dev/null")).unwrap_err();
+        assert!(null.to_string().contains("character device"), "{null}");
+        assert!(require_regular_file(dir.path()).is_err());
+        assert!(require_regular_file(&dir.path().join("missing")).is_ok());
+    }
+
+    /// `mkfifo` through the shell's tool (no FFI in this crate's tests).
+    fn rustix_free_mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     #[test]

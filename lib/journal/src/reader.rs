@@ -96,6 +96,7 @@ impl JournalReader {
     /// Opens an existing journal file for reading. The file is never created.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref();
+        crate::lock::require_regular_file(path)?;
         let file = File::open(path).map_err(|source| JournalError::Io {
             path: path.to_owned(),
             what: "cannot open the journal",

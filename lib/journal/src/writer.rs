@@ -498,6 +498,17 @@ impl JournalWriter {
         Ok(())
     }
 
+    /// Drops the records still buffered — not yet handed to the operating
+    /// system — and returns how many bytes they held: a run that fails to
+    /// start takes back what it had begun to journal, leaving the file as
+    /// it found it.
+    pub fn discard_buffered(&self) -> usize {
+        let mut state = lock(&self.shared.state);
+        let dropped = state.batch.len();
+        state.batch.clear();
+        dropped
+    }
+
     /// The offset the next record will start at.
     pub fn end_offset(&self) -> u64 {
         let state = lock(&self.shared.state);

@@ -274,11 +274,20 @@ impl Process {
         }
         let store = wasmer::Store::new(engine);
         let mut instance =
-            Instance::with_points(store, program.module(), ctx, SnapshotControl::default())
-                .map_err(|source| ProcessError::Instantiate {
-                    module: name.clone(),
-                    source,
-                })?;
+            match Instance::with_points(store, program.module(), ctx, SnapshotControl::default()) {
+                Ok(instance) => instance,
+                Err(source) => {
+                    // A run that does not start leaves no records (its
+                    // start was only buffered): the journal stays as it was.
+                    if let Some((writer, _)) = &journal {
+                        writer.discard_buffered();
+                    }
+                    return Err(ProcessError::Instantiate {
+                        module: name,
+                        source,
+                    });
+                }
+            };
         if let Some(point) = resume_point {
             report.resumed = Some(Resumed {
                 marker_offset: point.marker_offset,

@@ -155,13 +155,23 @@ impl<'a> GuestMemory<'a> {
         Ok(out)
     }
 
-    /// Gathers the bytes of `ciovec`s (for writes).
-    pub fn gather(&self, iovs: &[IoVec]) -> SysResult<Vec<u8>> {
-        let total: usize = iovs.iter().map(|v| v.len as usize).sum();
+    /// Gathers the bytes of `ciovec`s (for writes), at most `limit` of them:
+    /// a write may be short, and many buffers naming the same memory must
+    /// not make the host allocate more than the guest could mean.
+    pub fn gather(&self, iovs: &[IoVec], limit: usize) -> SysResult<Vec<u8>> {
+        let total = iovs
+            .iter()
+            .map(|v| v.len as usize)
+            .fold(0usize, usize::saturating_add)
+            .min(limit);
         let mut data = Vec::with_capacity(total);
         for iov in iovs {
             let start = data.len();
-            data.resize(start + iov.len as usize, 0);
+            let take = (iov.len as usize).min(total - start);
+            if take == 0 {
+                break;
+            }
+            data.resize(start + take, 0);
             self.read_into(iov.ptr, &mut data[start..])?;
         }
         Ok(data)

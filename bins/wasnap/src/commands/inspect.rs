@@ -61,6 +61,10 @@ fn scan(
     mut each: impl FnMut(u64, u64, &JournalEntry<'_>) -> Result<()>,
 ) -> Result<Summary> {
     let mut reader = open_reader(path)?;
+    if reader.buffer().is_empty() {
+        // Zero bytes hold no segment start: nothing to verify or inspect.
+        anyhow::bail!("{} is empty: not a journal", path.display());
+    }
     let mut summary = Summary {
         file_len: reader.buffer().len() as u64,
         ..Summary::default()

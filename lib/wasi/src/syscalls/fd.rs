@@ -382,7 +382,7 @@ impl WasiCtx {
     ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
-        let data = mem.gather(&iovs)?;
+        let data = mem.gather(&iovs, MAX_IO)?;
         if offset
             .checked_add(data.len() as u64)
             .is_none_or(|e| e > i64::MAX as u64)
@@ -575,7 +575,7 @@ impl WasiCtx {
     ) -> SysResult {
         let now = self.now();
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
-        let data = mem.gather(&iovs)?;
+        let data = mem.gather(&iovs, MAX_IO)?;
         if !self.fds.get(fd)?.writable() {
             return Err(Errno::Badf.into());
         }
@@ -688,7 +688,7 @@ impl WasiCtx {
         };
         desc.require(rights::FD_READDIR)?;
         let entries = self.mounts[*mount].readdir(dir)?;
-        let mut out = Vec::with_capacity(buf_len as usize);
+        let mut out = Vec::with_capacity((buf_len as usize).min(64 * 1024));
         for (index, entry) in entries
             .iter()
             .enumerate()

@@ -106,7 +106,7 @@ impl WasiCtx {
             return Err(Errno::Inval.into());
         }
         let iovs = mem.read_iovecs(iovs, iovs_len)?;
-        let data = mem.gather(&iovs)?;
+        let data = mem.gather(&iovs, MAX_IO)?;
         self.commit_output()?;
         let desc = self.fds.get_mut(fd)?;
         let Handle::Stream(stream) = &mut desc.handle else {
