@@ -14,7 +14,10 @@
 //! With `--cpython`: CPython importing about 200 modules, cold start
 //! against resume from its first-stdin snapshot.
 //!
-//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython]
+//! With `--recovery`: the time to read and to reopen a journal torn inside
+//! a large last record, against its size.
+//!
+//! usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython | --recovery]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use wasnap_runtime::{JournalTarget, ModuleCache, Process, ProcessOptions, Progra
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
 mod cpython;
+mod recovery;
 mod resume;
 mod snapshots;
 
@@ -34,6 +38,7 @@ struct Args {
     snapshots: bool,
     resume: bool,
     cpython: bool,
+    recovery: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         snapshots: false,
         resume: false,
         cpython: false,
+        recovery: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,9 +67,10 @@ fn parse_args() -> Result<Args, String> {
             "--snapshots" => args.snapshots = true,
             "--resume" => args.resume = true,
             "--cpython" => args.cpython = true,
+            "--recovery" => args.recovery = true,
             "--help" | "-h" => {
                 return Err(
-                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython]".into(),
+                    "usage: run-bench [--repeat N] [--lines N] [--files N] [--json] [--snapshots | --resume | --cpython | --recovery]".into(),
                 );
             }
             other => return Err(format!("unknown argument {other}")),
@@ -127,6 +134,10 @@ fn main() {
     }
     if args.resume {
         resume::run(args.json, args.repeat);
+        return;
+    }
+    if args.recovery {
+        recovery::run(args.json);
         return;
     }
     if args.cpython {

@@ -175,25 +175,165 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
     })
 }
 
-/// True when some aligned offset after `from` holds a record (or a magic and
-/// header) that checks out. Damage followed by valid data is corruption in the
-/// middle of the journal; damage followed by nothing valid is a torn tail.
-fn valid_data_follows(bytes: &[u8], from: usize) -> bool {
-    let mut pos = from.next_multiple_of(RECORD_ALIGN);
-    while pos + RECORD_HEADER_LEN <= bytes.len() {
-        let candidate = if bytes[pos..pos + 8] == MAGIC[..] {
-            pos + 8
-        } else {
-            pos
-        };
-        if let Ok(raw) = check_record(bytes, candidate) {
-            if raw.tag == HEADER_TAG || EntryKind::from_tag(raw.tag).is_some() {
-                return true;
+/// The torn-tail rule: whether damage found at `pos` is the tail of a write
+/// that was cut short (a crash, `kill -9`, a lost page), decided from the
+/// structure at the end of the file alone, in time linear in what follows
+/// `pos`, never by looking for record-like bytes (a payload may hold
+/// anything, a journal included):
+///
+/// - fewer than 8 bytes left (a partial header): torn;
+/// - an all-zero header: torn if every byte from there to the end is zero
+///   (pages never written); otherwise corruption;
+/// - an intact header (a known tag) whose record runs past the end: torn —
+///   the file ends inside the record being written — unless the bytes after
+///   it prove the size field was damaged instead: some later aligned
+///   boundary closes the record with a checksum that matches once the size
+///   is corrected (then it is corruption in the middle);
+/// - a header with an unknown tag that runs past the end: corruption (a
+///   writer only writes known tags, and writes headers whole);
+/// - a record complete in length whose checksum does not match: corruption,
+///   unless its trailer and everything after it are zero (a write whose
+///   last pages were lost).
+pub(crate) fn is_torn_tail(bytes: &[u8], pos: usize, cause: &TailDamage) -> bool {
+    let rest = &bytes[pos..];
+    match cause {
+        TailDamage::PartialHeader { .. } => true,
+        TailDamage::ZeroHeader => rest.iter().all(|&b| b == 0),
+        TailDamage::PastEnd { size, .. } => {
+            let header = rest
+                .first_chunk::<RECORD_HEADER_LEN>()
+                .map_or(0, |h| u64::from_le_bytes(*h));
+            let tag = (header & 0xFFFF) as u16;
+            let known = tag == HEADER_TAG || EntryKind::from_tag(tag).is_some();
+            known && !size_field_was_damaged(rest, header, *size)
+        }
+        TailDamage::CrcMismatch { .. } => {
+            let size = rest
+                .first_chunk::<RECORD_HEADER_LEN>()
+                .map_or(0, |h| u64::from_le_bytes(*h) >> 16);
+            let trailer_at = RECORD_HEADER_LEN + padded_len(size) as usize;
+            rest.get(trailer_at..)
+                .is_some_and(|after| after.iter().all(|&b| b == 0))
+        }
+    }
+}
+
+/// Whether the record at the start of `rest` (header `header`, stated size
+/// `stated`, running past the end) is really an intact record whose size
+/// field was damaged: some aligned boundary within `rest` has a zero
+/// reserved word and a stored checksum equal to the checksum of the header
+/// — with a size that ends the record there — and the bytes before it.
+///
+/// One pass, a constant amount of work per 8 bytes: CRC32C is affine, so
+/// the checksum of (header with size `s` ‖ body) is the checksum of (header
+/// with size 0 ‖ body), kept up to date as the body grows, XOR the linear
+/// contribution of each set size bit, each kept up to date by one
+/// "advance over 8 zero bytes" step (a 32×32 bit matrix, as byte tables).
+fn size_field_was_damaged(rest: &[u8], header: u64, stated: u64) -> bool {
+    let shift = ZeroShift::new();
+    let zeros = crc32c::crc32c(&[0u8; RECORD_HEADER_LEN]);
+    let tag_only = header & 0xFFFF;
+    // crc(header with size 0 ‖ body so far)
+    let mut base = crc32c::crc32c(&tag_only.to_le_bytes());
+    // lin(e_i ‖ 0^len) for the 48 size bits (header bits 16..64)
+    let mut bits: [u32; 48] =
+        std::array::from_fn(|j| crc32c::crc32c(&(1u64 << (j + 16)).to_le_bytes()) ^ zeros);
+    let mut len = 0usize;
+    while RECORD_HEADER_LEN + len + RECORD_TRAILER_LEN <= rest.len() {
+        let trailer = RECORD_HEADER_LEN + len;
+        let stored = read_u32(rest, trailer);
+        // A zero checksum is skipped: zero-filled bytes are the common
+        // case, and a real one is 0 once in 2^32.
+        if read_u32(rest, trailer + 4) == 0 && stored != 0 {
+            let padded = len as u64;
+            for size in padded.saturating_sub(RECORD_ALIGN as u64 - 1)..=padded {
+                if size == stated || padded_len(size) != padded {
+                    continue;
+                }
+                let mut crc = base;
+                let mut rest_bits = size;
+                while rest_bits != 0 {
+                    let j = rest_bits.trailing_zeros() as usize;
+                    crc ^= bits[j];
+                    rest_bits &= rest_bits - 1;
+                }
+                if crc == stored {
+                    return true;
+                }
             }
         }
-        pos += RECORD_ALIGN;
+        let next = &rest[trailer..trailer + RECORD_ALIGN];
+        base = crc32c::crc32c_append(base, next);
+        for b in &mut bits {
+            *b = shift.apply(*b);
+        }
+        len += RECORD_ALIGN;
     }
     false
+}
+
+/// The CRC32C register advanced over 8 zero bytes: a linear map, applied
+/// as four byte tables.
+struct ZeroShift([[u32; 256]; 4]);
+
+impl ZeroShift {
+    fn new() -> ZeroShift {
+        let constant = crc32c::crc32c_append(0, &[0; 8]);
+        let advance = |v: u32| crc32c::crc32c_append(v, &[0; 8]) ^ constant;
+        let mut tables = [[0u32; 256]; 4];
+        for (byte, table) in tables.iter_mut().enumerate() {
+            for (b, entry) in table.iter_mut().enumerate() {
+                *entry = advance((b as u32) << (8 * byte));
+            }
+        }
+        ZeroShift(tables)
+    }
+
+    fn apply(&self, v: u32) -> u32 {
+        let t = &self.0;
+        t[0][(v & 0xFF) as usize]
+            ^ t[1][((v >> 8) & 0xFF) as usize]
+            ^ t[2][((v >> 16) & 0xFF) as usize]
+            ^ t[3][(v >> 24) as usize]
+    }
+}
+
+#[cfg(test)]
+mod torn_tail_tests {
+    use super::*;
+
+    /// A journal's bytes: magic, header record, then records of `sizes`.
+    fn records(sizes: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        append_segment_start(&mut out);
+        for (i, &size) in sizes.iter().enumerate() {
+            let payload: Vec<u8> = (0..size).map(|b| (b * 7 + i) as u8).collect();
+            append_raw_record(&mut out, 1, &payload);
+        }
+        out
+    }
+
+    #[test]
+    fn the_size_check_finds_the_true_end_of_a_record_with_a_damaged_size() {
+        for size in [0usize, 1, 7, 8, 9, 100, 4095] {
+            let bytes = records(&[24, size, 16]);
+            let start = {
+                let mut pos = MAGIC.len();
+                pos += record_len(8) as usize; // the header record
+                pos + record_len(24) as usize
+            };
+            let header = u64::from_le_bytes(bytes[start..start + 8].try_into().unwrap());
+            // The real size proves itself; a bogus stated size does not matter.
+            let bogus = 1u64 << 40;
+            assert!(
+                size_field_was_damaged(&bytes[start..], header, bogus),
+                "size {size}"
+            );
+            // Cut inside the record: no boundary closes it.
+            let cut = &bytes[start..start + 8 + size / 2];
+            assert!(!size_field_was_damaged(cut, header, bogus), "size {size}");
+        }
+    }
 }
 
 /// One step of reading.
@@ -250,7 +390,7 @@ pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step
         Ok(raw) => raw,
         Err(Damage::BadTrailer) => return Err(ReadErrorKind::BadTrailer),
         Err(Damage::Tail(cause)) => {
-            if !valid_data_follows(bytes, pos + RECORD_ALIGN) {
+            if is_torn_tail(bytes, pos, &cause) {
                 return Err(ReadErrorKind::TornTail { cause });
             }
             return Err(match cause {

@@ -343,3 +343,92 @@ fn a_failing_disk_poisons_the_writer_instead_of_leaving_a_hole() {
     let second = journal.write(&entry).unwrap_err();
     assert!(matches!(second, JournalError::Poisoned { .. }), "{second}");
 }
+
+/// A journal of small records, then one large write record torn in its
+/// payload, which holds `payload` (cut to `keep` bytes).
+fn torn_write_over(payload: &[u8], keep: usize) -> (Vec<JournalEntry<'static>>, Vec<u8>) {
+    let entries = mixed_entries();
+    let mut bytes = journal_bytes(&entries);
+    let big: JournalEntry<'static> = wasnap_journal::FileDescriptorWriteV1 {
+        fd: 7,
+        offset: 0,
+        data: payload.to_vec().into(),
+    }
+    .into();
+    let whole = journal_bytes(&[big]);
+    // The record after the magic and header record of that one-entry journal.
+    let header_end = MAGIC.len() + 24;
+    let record = &whole[header_end..];
+    bytes.extend_from_slice(&record[..keep.min(record.len() - 1)]);
+    (entries, bytes)
+}
+
+#[test]
+fn a_torn_record_whose_payload_is_a_journal_is_a_torn_tail() {
+    // A guest copying a journal file: the torn payload is full of records
+    // that check out. They are inside the torn record, and do not count.
+    let inner = journal_bytes(&one_of_each(5, 200));
+    let (entries, bytes) = torn_write_over(&inner, inner.len() / 2);
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let (read, error) = read_until_error(&mut reader_over(storage, &scratch, &bytes));
+        assert_eq!(read, entries, "{storage:?}");
+        let error = error.unwrap();
+        assert!(error.is_torn_tail(), "{storage:?}: {error}");
+        // And the journal reopens for appending.
+        let journal = journal_over(storage, &scratch, &bytes);
+        assert!(journal.is_ok(), "{storage:?}: {:?}", journal.err());
+    }
+}
+
+#[test]
+fn a_torn_record_of_sixteen_mebibytes_is_a_torn_tail() {
+    let data: Vec<u8> = (0..16 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (entries, bytes) = torn_write_over(&data, 12 << 20);
+    let scratch = Scratch::new();
+    let (read, error) = read_until_error(&mut reader_over(Storage::Memory, &scratch, &bytes));
+    assert_eq!(read, entries);
+    assert!(error.unwrap().is_torn_tail());
+    // Zeros (a payload of zero pages) too.
+    let (_, zeros) = torn_write_over(&vec![0u8; 16 << 20], 12 << 20);
+    let (_, error) = read_until_error(&mut reader_over(Storage::Memory, &scratch, &zeros));
+    assert!(error.unwrap().is_torn_tail());
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_damage_not_a_torn_tail() {
+    // The last record is often a snapshot marker: treating its damage as a
+    // torn tail would silently drop the snapshot and restart the program.
+    let entries = mixed_entries();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    let last = ends[ends.len() - 2] as usize;
+    for at in [last + 9, bytes.len() - 9] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x20;
+        for storage in STORAGES {
+            let scratch = Scratch::new();
+            let (read, error) = read_until_error(
+                &mut reader_over(storage, &scratch, &damaged)
+                    .with_recovery(Recovery::StopAtTornTail),
+            );
+            assert_eq!(read, entries[..entries.len() - 1], "{storage:?}");
+            let error = error.unwrap();
+            assert_eq!(error.offset, last as u64);
+            assert!(
+                matches!(error.kind, ReadErrorKind::CrcMismatch { .. }),
+                "{storage:?} at {at}: {error}"
+            );
+        }
+    }
+    // A last record whose final pages never reached the disk (zeros from
+    // the trailer on) is a torn tail.
+    let mut lost = bytes.clone();
+    let len = lost.len();
+    lost[len - 8..].fill(0);
+    let scratch = Scratch::new();
+    let (_, error) = read_until_error(&mut reader_over(Storage::Memory, &scratch, &lost));
+    assert!(error.unwrap().is_torn_tail());
+}

@@ -167,10 +167,11 @@ impl<'a> GuestMemory<'a> {
         let mut data = Vec::with_capacity(total);
         for iov in iovs {
             let start = data.len();
-            let take = (iov.len as usize).min(total - start);
-            if take == 0 {
+            if start == total {
                 break;
             }
+            // An empty buffer among others is skipped, not an end.
+            let take = (iov.len as usize).min(total - start);
             data.resize(start + take, 0);
             self.read_into(iov.ptr, &mut data[start..])?;
         }
