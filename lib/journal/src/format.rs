@@ -299,6 +299,7 @@ impl ZeroShift {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod torn_tail_tests {
     use super::*;
 
