@@ -339,6 +339,96 @@ fn tail_follow_prints_records_as_they_are_appended() {
 }
 
 #[test]
+fn tail_follow_survives_writer_restarts_that_cut_torn_tails() {
+    // Each round a writer opens the journal (cutting the torn tail the last
+    // round left, so the file shrinks under the follower), appends, and
+    // leaves a torn record behind. At 1 ms polling a mapped reader would die
+    // of SIGBUS; this one must print every record once, in order.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("restarts.journal");
+    append(&path, &[write(3, 0, "r0")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+        .args([
+            "journal",
+            "tail",
+            s(&path),
+            "--follow",
+            "--json",
+            "--interval",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if sender.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let rounds = 80u64;
+    let per_round = 10u64;
+    let mut offset = 1u64;
+    for _ in 0..rounds {
+        let batch: Vec<_> = (offset..offset + per_round)
+            .map(|i| write(3, i, "row"))
+            .collect();
+        append(&path, &batch);
+        offset += per_round;
+        // A torn record: an intact header and part of its payload.
+        let torn = journal_bytes_of(&write(3, 999_999, &"x".repeat(4000)));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &torn[..torn.len() / 2]).unwrap();
+        drop(file);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    append(&path, &[write(3, offset, "last")]);
+    let mut seen = Vec::new();
+    while seen.len() as u64 <= offset {
+        match receiver.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+                seen.push(value["entry"]["offset"].as_u64().unwrap());
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the follower stopped after {} records ({}): {}",
+                    seen.len(),
+                    out.status,
+                    text(&out.stderr)
+                );
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        seen,
+        (0..=offset).collect::<Vec<_>>(),
+        "records repeated or skipped"
+    );
+}
+
+/// The bytes of one record for `entry` (as a journal would append it).
+fn journal_bytes_of(entry: &JournalEntry<'_>) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.journal");
+    append(&path, std::slice::from_ref(entry));
+    let bytes = std::fs::read(&path).unwrap();
+    // After the magic (8) and the header record (24).
+    bytes[32..].to_vec()
+}
+
+#[test]
 fn extract_memory_rebuilds_the_image_at_each_snapshot_and_follows_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.journal");

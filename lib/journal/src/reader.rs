@@ -49,8 +49,36 @@ enum Source {
     File { file: File, path: PathBuf },
     /// A memory journal that a writer may be appending to.
     Memory(Arc<MemoryStore>),
+    /// A file read into memory (never mapped), read again on restart when
+    /// its length changed: a writer that truncates the file cannot take
+    /// pages from under this reader (a mapping would die of SIGBUS).
+    Copied { file: File, path: PathBuf },
     /// Bytes that never change.
     Fixed,
+}
+
+/// The whole of `file`, read (not mapped); a file that shrinks meanwhile
+/// just reads shorter.
+fn read_whole(file: &File, path: &Path) -> Result<OwnedBuffer, JournalError> {
+    use std::os::unix::fs::FileExt;
+    let io = |source| JournalError::Io {
+        path: path.to_owned(),
+        what: "cannot read the journal",
+        source,
+    };
+    let len = file.metadata().map_err(io)?.len();
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match file.read_at(&mut bytes[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(OwnedBuffer::from_bytes(bytes))
 }
 
 /// The read half of a journal.
@@ -110,6 +138,32 @@ impl JournalReader {
         Ok(Self::new(
             path.display().to_string(),
             Source::File {
+                file,
+                path: path.to_owned(),
+            },
+            buf,
+        ))
+    }
+
+    /// Opens an existing journal file for reading without mapping it: the
+    /// bytes are read into memory, and read again by [`restart`] when the
+    /// file's length changed. For readers that follow a file other
+    /// processes write and may truncate (`journal tail --follow`), at the
+    /// cost of a copy.
+    ///
+    /// [`restart`]: JournalReader::restart
+    pub fn open_copied(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref();
+        crate::lock::require_regular_file(path)?;
+        let file = File::open(path).map_err(|source| JournalError::Io {
+            path: path.to_owned(),
+            what: "cannot open the journal",
+            source,
+        })?;
+        let buf = read_whole(&file, path)?;
+        Ok(Self::new(
+            path.display().to_string(),
+            Source::Copied {
                 file,
                 path: path.to_owned(),
             },
@@ -194,6 +248,12 @@ impl JournalReader {
                 self.buf = map_file(file, path)?;
             }
             Source::Memory(store) => self.buf = store.snapshot(),
+            Source::Copied { file, path } => {
+                let len = file.metadata().map_or(0, |m| m.len());
+                if len != self.buf.len() as u64 {
+                    self.buf = read_whole(file, path)?;
+                }
+            }
             Source::Fixed => {}
         }
         self.cursor.pos = self.cursor.pos.min(self.buf.len());
