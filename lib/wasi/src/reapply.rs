@@ -176,6 +176,12 @@ impl Reapplier<'_> {
                         }
                         self.lost.insert(r.to_fd);
                     }
+                    E::DuplicateFileDescriptorV1(d) if self.lost.contains(&d.original_fd) => {
+                        if let Ok(old) = self.ctx.fds.remove(d.copied_fd) {
+                            self.ctx.release(old.handle);
+                        }
+                        self.lost.insert(d.copied_fd);
+                    }
                     _ => {}
                 }
                 self.counts.host_effects_skipped += 1;
@@ -277,9 +283,12 @@ impl Reapplier<'_> {
             | E::TimelineCutV1(_) => {}
             // Sockets, pipes, events, epoll, terminals and directory changes
             // cannot be brought back.
-            E::DuplicateFileDescriptorV1(_) | not_restorable!() => {
-                self.counts.unsupported_skipped += 1
+            E::DuplicateFileDescriptorV1(d) => {
+                self.flush_fd(d.original_fd)?;
+                self.flush_fd(d.copied_fd)?;
+                self.ctx.duplicate_for_replay(d.original_fd, d.copied_fd)?;
             }
+            not_restorable!() => self.counts.unsupported_skipped += 1,
         }
         Ok(())
     }
@@ -483,6 +492,7 @@ fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
         E::FileDescriptorAdviseV1(e) => vec![e.fd],
         E::FileDescriptorAllocateV1(e) => vec![e.fd],
         E::RenumberFileDescriptorV1(e) => vec![e.from_fd, e.to_fd],
+        E::DuplicateFileDescriptorV1(e) => vec![e.original_fd, e.copied_fd],
         E::CreateDirectoryV1(e) => vec![e.fd],
         E::RemoveDirectoryV1(e) => vec![e.fd],
         E::UnlinkFileV1(e) => vec![e.fd],
@@ -507,7 +517,6 @@ fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
         | E::RandomBytesV1(_)
         | E::InputReadV1(_)
         | E::PollResultV1(_)
-        | E::DuplicateFileDescriptorV1(_)
         | not_restorable!() => return None,
     })
 }

@@ -50,6 +50,7 @@ pub fn write_journal_atomically<T>(
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
+    remove_stale_temporaries(directory);
     let temporary = tempfile::Builder::new()
         .prefix(".wasnap-")
         .suffix(".journal.tmp")
@@ -71,4 +72,27 @@ pub fn write_journal_atomically<T>(
         let _ = dir.sync_all();
     }
     Ok(value)
+}
+
+/// Removes the temporary journals a killed compaction (or import, filter,
+/// repair) left in `directory`. One still being written is held under its
+/// writer's lock and stays; one whose lock can be taken has no writer.
+fn remove_stale_temporaries(directory: &Path) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(".wasnap-") && name.ends_with(".journal.tmp")) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), "removed a temporary journal left by a killed command");
+        }
+    }
 }

@@ -389,12 +389,13 @@ impl State {
         from: &Location,
         to: &Location,
     ) -> Result<(), StateError> {
-        let node = *self.names.get(from).ok_or(StateError::Unsupported(
-            "PathRenameV1 of something that existed before the journal",
-        ))?;
+        // A rename onto itself changes nothing, known or not.
         if from == to {
             return Ok(());
         }
+        let node = *self.names.get(from).ok_or(StateError::Unsupported(
+            "PathRenameV1 of something that existed before the journal",
+        ))?;
         if self.existed_before(node) && !self.adopt(node, from) {
             return Err(StateError::Unsupported(
                 "PathRenameV1 of something that existed before the journal",

@@ -83,28 +83,56 @@ pub fn replay<'e>(
     let mut replayer = Replayer::new();
     let mut at_last_snapshot: Option<(u64, State)> = None;
     let mut tail = Vec::new();
+    // The last run: the state before its InitModuleV1, its records, and
+    // whether it exited. A run that neither exited nor snapshotted is
+    // resumed by re-executing it from its start, so all of it is tail.
+    let mut run: Option<(State, Vec<(u64, JournalEntry<'static>)>)> = None;
+    let mut run_exited = false;
     for (offset, entry) in records {
         // Records a cut lost, and the cut itself, are history only.
         if !timeline.is_live(offset) || matches!(entry, JournalEntry::TimelineCutV1(_)) {
             continue;
         }
+        if matches!(entry, JournalEntry::InitModuleV1(_)) {
+            run = Some((replayer.state.clone(), Vec::new()));
+            run_exited = false;
+        }
         replayer.apply(offset, &entry).map_err(|e| (offset, e))?;
-        if matches!(entry, JournalEntry::SnapshotV1(_)) {
-            at_last_snapshot = Some((offset, replayer.state.clone()));
-            tail.clear();
-        } else {
-            tail.push((offset, entry.into_owned()));
+        match &entry {
+            JournalEntry::SnapshotV1(_) => {
+                at_last_snapshot = Some((offset, replayer.state.clone()));
+                tail.clear();
+                // The snapshot, not the run's start, is where it resumes.
+                run = None;
+            }
+            JournalEntry::ProcessExitV1(_) => run_exited = true,
+            _ => {}
+        }
+        if !matches!(entry, JournalEntry::SnapshotV1(_)) {
+            let owned = entry.into_owned();
+            if let Some((_, records)) = &mut run {
+                records.push((offset, owned.clone()));
+            }
+            tail.push((offset, owned));
         }
     }
     let end = replayer.state;
-    Ok(match at_last_snapshot {
-        Some((offset, at)) => Replayed {
+    Ok(match (run, run_exited, at_last_snapshot) {
+        // A snapshot of an earlier run stays the last snapshot (its marker
+        // is kept ahead of the run).
+        (Some((before, records)), false, snapshot) => Replayed {
+            state: before,
+            tail: records,
+            last_snapshot_offset: snapshot.map(|(offset, _)| offset),
+            end,
+        },
+        (_, _, Some((offset, at))) => Replayed {
             state: at,
             tail,
             last_snapshot_offset: Some(offset),
             end,
         },
-        None => Replayed {
+        (_, _, None) => Replayed {
             state: end.clone(),
             tail: Vec::new(),
             last_snapshot_offset: None,

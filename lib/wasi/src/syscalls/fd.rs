@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use crate::abi::{advice, fdflags, fstflags, layout, rights, whence};
 use crate::ctx::WasiCtx;
 use crate::errno::{Errno, SysResult};
-use crate::fd::Handle;
-use crate::fs::{Resolved, Stat, Target};
+use crate::fd::{Descriptor, Handle};
+use crate::fs::{FileRef, Resolved, Stat, Target};
 use crate::memory::{iovecs_len, GuestMemory};
 use wasnap_journal::{self as journal, JournalEntry};
 
@@ -172,6 +172,74 @@ impl WasiCtx {
         self.record(JournalEntry::CloseFileDescriptorV1(
             journal::CloseFileDescriptorV1 { fd },
         ))
+    }
+
+    /// Replays a journaled `DuplicateFileDescriptorV1` (WASIX's `fd_dup2`,
+    /// and how compaction moves a parked descriptor into place): `to`
+    /// becomes a second descriptor on what `from` refers to, with its
+    /// position, rights and flags, replacing whatever `to` held. WASI
+    /// preview1 cannot share a description, so the two positions move
+    /// apart from here on (compaction closes `from` at once).
+    pub fn duplicate_for_replay(&mut self, from: u32, to: u32) -> SysResult {
+        let desc = self.fds.get(from)?;
+        let handle = match &desc.handle {
+            Handle::Stdin => Handle::Stdin,
+            Handle::Stdout => Handle::Stdout,
+            Handle::Stderr => Handle::Stderr,
+            Handle::File {
+                mount,
+                file,
+                pos,
+                guest_path,
+            } => {
+                let file = match file {
+                    FileRef::Mem(ino) => FileRef::Mem(*ino),
+                    FileRef::Host(f) => FileRef::Host(f.try_clone()?),
+                };
+                Handle::File {
+                    mount: *mount,
+                    file,
+                    pos: *pos,
+                    guest_path: guest_path.clone(),
+                }
+            }
+            Handle::Dir {
+                mount,
+                dir,
+                preopen,
+                guest_path,
+            } => Handle::Dir {
+                mount: *mount,
+                dir: dir.clone(),
+                preopen: *preopen,
+                guest_path: guest_path.clone(),
+            },
+            Handle::Listener(l) => Handle::Listener(l.try_clone()?),
+            Handle::Stream(s) => Handle::Stream(s.try_clone()?),
+        };
+        let copy = Descriptor::new(handle, desc.rights, desc.inheriting, desc.flags);
+        // The copy holds what it refers to, as an open does.
+        match &copy.handle {
+            Handle::File {
+                mount,
+                file: FileRef::Mem(ino),
+                ..
+            } => {
+                if let Some(m) = self.mounts.get_mut(*mount).and_then(|m| m.mem()) {
+                    m.retain(*ino);
+                }
+            }
+            Handle::Dir { mount, dir, .. } => {
+                if let Some(m) = self.mounts.get_mut(*mount) {
+                    m.retain_dir(dir);
+                }
+            }
+            _ => {}
+        }
+        if let Some(old) = self.fds.insert_at(to, copy) {
+            self.release(old.handle);
+        }
+        Ok(())
     }
 
     /// Lets go of what a closed (or replaced) descriptor held.
