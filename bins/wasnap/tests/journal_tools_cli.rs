@@ -91,6 +91,25 @@ fn export_import_export_is_byte_identical() {
 }
 
 #[test]
+fn import_names_the_line_of_bytes_that_are_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("latin1.jsonl");
+    let good = write(3, 0, "ok").to_json().to_string();
+    let mut bytes = format!("{good}\n{good}\n").into_bytes();
+    bytes.extend_from_slice(b"{\"type\":\"caf\xe9\"}\n");
+    std::fs::write(&input, bytes).unwrap();
+    let destination = dir.path().join("out.journal");
+    let out = wasnap(&["journal", "import", s(&input), s(&destination)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("latin1.jsonl:3: not UTF-8 (byte 13"),
+        "{stderr}"
+    );
+    assert!(!destination.exists());
+}
+
+#[test]
 fn import_refuses_a_bad_line_by_number_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bad.jsonl");

@@ -80,8 +80,23 @@ pub fn import(input: &Path, destination: &Path, force: bool) -> Result<u8> {
         Box::new(std::io::BufReader::new(file))
     };
     let mut entries: Vec<JournalEntry<'static>> = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
+    for (index, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("cannot read {name}"))?;
+        // Every problem names its line, bytes that are not UTF-8 included.
+        let line = match String::from_utf8(line) {
+            Ok(line) => line,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                eprintln!(
+                    "wasnap: {name}:{}: not UTF-8 (byte {} of the line is {:#04x}); JSON Lines are UTF-8",
+                    index + 1,
+                    at + 1,
+                    e.as_bytes()[at]
+                );
+                eprintln!("wasnap: nothing was written");
+                return Ok(exit::DAMAGED);
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }

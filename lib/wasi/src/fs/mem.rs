@@ -144,6 +144,13 @@ pub fn default_fs_limit() -> u64 {
     total.map_or(4 << 30, |bytes| bytes / 4)
 }
 
+/// Where an inode's contents live in a content store. virtual-fs looks a
+/// name up by walking its directory, so the contents are spread over 4096
+/// directories: creating a file costs the same with 100,000 as with 10.
+fn content_path(ino: u64) -> PathBuf {
+    PathBuf::from(format!("/{:03x}/{ino}", ino % 4096))
+}
+
 /// See `MemFs::live_writes`.
 pub const MIGRATE_AFTER_WRITES: u32 = 64;
 
@@ -327,12 +334,17 @@ impl MemFs {
             (Some(store), true) => store,
             _ => &self.store,
         };
+        let path = content_path(ino);
+        if let Some(shard) = path.parent() {
+            // Exists after the first file of the shard: that error is fine.
+            let _ = store.create_dir(shard);
+        }
         let content = store
             .new_open_options()
             .read(true)
             .write(true)
             .create(true)
-            .open(PathBuf::from(format!("/{ino}")))
+            .open(&path)
             .map_err(Errno::from)?;
         let ino = self.alloc(Kind::File(content), now);
         if offload {
@@ -428,7 +440,7 @@ impl MemFs {
         if let Some(node) = self.inodes.remove(&ino) {
             if let Kind::File(content) = &node.kind {
                 self.budget.give(content.size());
-                let path = PathBuf::from(format!("/{ino}"));
+                let path = content_path(ino);
                 match (&self.offload, self.offloaded.remove(&ino)) {
                     (Some(store), true) => {
                         let _ = store.remove_file(&path);
@@ -703,7 +715,10 @@ impl MemFs {
         let size = self.size(ino)?;
         let mut data = vec![0u8; size as usize];
         self.read_at(ino, 0, &mut data)?;
-        let path = PathBuf::from(format!("/{ino}"));
+        let path = content_path(ino);
+        if let Some(shard) = path.parent() {
+            let _ = self.store.create_dir(shard);
+        }
         let _ = self.store.remove_file(&path);
         let mut fresh = self
             .store
