@@ -120,17 +120,22 @@ pub(crate) fn map_file(file: &File, path: &Path) -> Result<OwnedBuffer, JournalE
     })
 }
 
+/// Opens an existing regular file for reading (never creates it; a FIFO or
+/// device is refused before it could block).
+fn open_existing(path: &Path) -> Result<File, JournalError> {
+    crate::lock::require_regular_file(path)?;
+    File::open(path).map_err(|source| JournalError::Io {
+        path: path.to_owned(),
+        what: "cannot open the journal",
+        source,
+    })
+}
+
 impl JournalReader {
     /// Opens an existing journal file for reading. The file is never created.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref();
-        crate::lock::require_regular_file(path)?;
-        let file = File::open(path).map_err(|source| JournalError::Io {
-            path: path.to_owned(),
-            what: "cannot open the journal",
-            source,
-        })?;
-        Self::from_file(file, path)
+        Self::from_file(open_existing(path)?, path)
     }
 
     pub(crate) fn from_file(file: File, path: &Path) -> Result<Self, JournalError> {
@@ -154,12 +159,7 @@ impl JournalReader {
     /// [`restart`]: JournalReader::restart
     pub fn open_copied(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref();
-        crate::lock::require_regular_file(path)?;
-        let file = File::open(path).map_err(|source| JournalError::Io {
-            path: path.to_owned(),
-            what: "cannot open the journal",
-            source,
-        })?;
+        let file = open_existing(path)?;
         let buf = read_whole(&file, path)?;
         Ok(Self::new(
             path.display().to_string(),
