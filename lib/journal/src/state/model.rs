@@ -133,7 +133,9 @@ impl State {
         {
             return None;
         }
-        let kind = if self.has_descendants(location) {
+        // A root itself (the empty path) is a directory, however it is
+        // opened.
+        let kind = if location.1.is_empty() || self.has_descendants(location) {
             NodeKind::Directory
         } else {
             assume()

@@ -20,8 +20,12 @@ pub enum TargetSummary {
 /// A node without the model's internal ids or bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSummary {
-    /// File, directory or symlink, with what is known of it.
-    pub kind: NodeKind,
+    /// File, directory or symlink, with what is known of it; `None` for a
+    /// name that existed before and that the journal did not change: it is
+    /// whatever the world holds, and what the model guessed of its kind
+    /// from how it was opened (a directory opened without O_DIRECTORY looks
+    /// like a file) is not state the journal made.
+    pub kind: Option<NodeKind>,
     /// Where it was before the journal began, if it existed then.
     pub original: Option<Location>,
     /// Last times set: (atim, mtim, fst_flags) as WASI gives them.
@@ -75,8 +79,9 @@ pub struct Summary {
 impl State {
     pub(super) fn node_summary(&self, id: NodeId) -> NodeSummary {
         let node = &self.nodes[&id];
+        let as_found = node.original.is_some() && !node.changed();
         NodeSummary {
-            kind: node.kind.clone(),
+            kind: (!as_found).then(|| node.kind.clone()),
             original: node.original.clone(),
             times: node.times,
         }
