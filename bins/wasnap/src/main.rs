@@ -167,6 +167,10 @@ enum JournalCommand {
         /// Replace the destination if it exists.
         #[arg(long)]
         force: bool,
+        /// Compress memory with LZ4 (for archives: smaller, but a resume
+        /// copies memory instead of mapping it from the journal).
+        #[arg(long)]
+        compress: bool,
     },
     /// Cut off a torn tail left by a crash. Corruption in the middle of the
     /// journal is refused unless --truncate-at-corruption.
@@ -289,7 +293,8 @@ fn main() -> ExitCode {
             source,
             destination,
             force,
-        } => commands::compact::compact(&source, destination.as_deref(), force),
+            compress,
+        } => commands::compact::compact(&source, destination.as_deref(), force, compress),
         JournalCommand::Repair {
             path,
             truncate_at_corruption,

@@ -242,6 +242,13 @@ journal_entries! {
     3 => EnvironmentV1 in Core { args: Vec<String>, env: Vec<String> }
     /// A clock was set to a time (nanoseconds).
     4 => ClockSetV1 in Core { clock_id: u32, time_ns: u64 }
+    /// Nothing: `fill` (zeros) only moves the next record so that its
+    /// payload starts on a page boundary of the file (a memory region that
+    /// resume maps instead of copying). Readers skip it. (Format version 3.)
+    5 => PaddingV1<'a> in Core {
+        #[rkyv(with = AsOwned)]
+        fill: Cow<'a, [u8]>,
+    }
 
     // ----- memory: 20..=29 ----------------------------------------------
     /// Linear memory `[start, end)` now holds `data`, compressed as `compression`

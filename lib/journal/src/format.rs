@@ -25,7 +25,7 @@ use crate::error::{ReadErrorKind, TailDamage};
 /// The first 8 bytes of every journal (and of every concatenated segment).
 pub const MAGIC: [u8; 8] = *b"WSNPJRNL";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The tag of the header record that follows each magic.
 pub const HEADER_TAG: u16 = 0;
 /// Size of a record header.
@@ -84,10 +84,72 @@ fn finish_record(out: &mut Vec<u8>, start: usize) {
     out.extend_from_slice(&0u32.to_le_bytes());
 }
 
+/// Page size of mapped memory regions: the payload of a mapped region
+/// starts at a file offset that is a multiple of this.
+pub const PAGE_LEN: u64 = 4096;
+/// Uncompressed memory regions at least this long are written page-aligned
+/// (see [`is_mapped_region`]); shorter ones are not worth a padding record.
+pub const MAPPED_REGION_MIN_LEN: u64 = 64 * 1024;
+/// The smallest padding record: header, the empty fill's 8-byte root, trailer.
+const MIN_PADDING_RECORD_LEN: u64 = 24;
+
+/// Whether `entry` is a memory region that resume can map from the file
+/// instead of copying: uncompressed, starting on a page, a whole number of
+/// pages, at least [`MAPPED_REGION_MIN_LEN`] long. The writer places the
+/// payload of every such record on a page boundary of the file (a
+/// `PaddingV1` record before it takes up the gap). Its data is the payload's
+/// first bytes (rkyv writes a struct's only out-of-line field first).
+pub fn is_mapped_region(entry: &JournalEntry<'_>) -> bool {
+    match entry {
+        JournalEntry::UpdateMemoryRegionV1(r) => {
+            r.compression == crate::entry::MemoryCompression::None.as_u8()
+                && r.start % PAGE_LEN == 0
+                && r.end >= r.start
+                && (r.end - r.start) % PAGE_LEN == 0
+                && r.end - r.start >= MAPPED_REGION_MIN_LEN
+                && r.data.len() as u64 == r.end - r.start
+        }
+        _ => false,
+    }
+}
+
 /// Appends `entry` as one record: a zero header, the rkyv payload serialized
 /// in place behind it, then the header backpatched with tag and size, padding
-/// and the trailer. On error `out` is left as it was.
+/// and the trailer. `base` is the journal offset of `out[0]`: a mapped
+/// region (see [`is_mapped_region`]) is preceded by a `PaddingV1` record
+/// that puts its payload on a page boundary. Returns where in `out` the
+/// entry's record starts. On error `out` is left as it was.
 pub(crate) fn append_entry(
+    out: &mut Vec<u8>,
+    entry: &JournalEntry<'_>,
+    arena: &mut rkyv::ser::allocator::Arena,
+    base: u64,
+) -> Result<usize, EncodeError> {
+    let rollback = out.len();
+    if is_mapped_region(entry) {
+        let payload_at = base + out.len() as u64 + RECORD_HEADER_LEN as u64;
+        let mut gap = (PAGE_LEN - payload_at % PAGE_LEN) % PAGE_LEN;
+        if gap != 0 && gap < MIN_PADDING_RECORD_LEN {
+            gap += PAGE_LEN;
+        }
+        if gap != 0 {
+            let fill = vec![0u8; (gap - MIN_PADDING_RECORD_LEN) as usize];
+            let padding = JournalEntry::PaddingV1(crate::entry::PaddingV1 {
+                fill: std::borrow::Cow::Owned(fill),
+            });
+            append_one(out, &padding, arena)?;
+            debug_assert_eq!((out.len() - rollback) as u64, gap, "padding record length");
+        }
+    }
+    let start = out.len();
+    if let Err(e) = append_one(out, entry, arena) {
+        out.truncate(rollback);
+        return Err(e);
+    }
+    Ok(start)
+}
+
+fn append_one(
     out: &mut Vec<u8>,
     entry: &JournalEntry<'_>,
     arena: &mut rkyv::ser::allocator::Arena,

@@ -49,7 +49,10 @@ mod writer;
 
 pub use entry::*;
 pub use error::{JournalError, JsonError, ReadError, ReadErrorKind, TailDamage};
-pub use format::{FORMAT_VERSION, MAGIC, MAX_PAYLOAD_LEN, RECORD_ALIGN};
+pub use format::{
+    is_mapped_region, FORMAT_VERSION, MAGIC, MAPPED_REGION_MIN_LEN, MAX_PAYLOAD_LEN, PAGE_LEN,
+    RECORD_ALIGN,
+};
 pub use journal::{Journal, JournalOptions, ReadJournal, WriteJournal};
 pub use reader::{JournalReader, LogRecord, Recovery};
 pub use shared_buffer::OwnedBuffer;

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::entry::{MemoryCompression, UpdateMemoryRegionV1};
+use crate::entry::{JournalEntry, MemoryCompression, UpdateMemoryRegionV1};
 
 /// Why a memory region entry could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +111,36 @@ pub fn compressed_region(start: u64, bytes: &[u8]) -> UpdateMemoryRegionV1<'stat
     }
 }
 
+/// The region entry for `bytes` at `start` as snapshots and compaction store
+/// it: as they are where resume can map them (page-aligned, whole pages, at
+/// least [`MAPPED_REGION_MIN_LEN`](crate::MAPPED_REGION_MIN_LEN): see
+/// [`is_mapped_region`](crate::is_mapped_region)), LZ4-compressed (when that
+/// is smaller) otherwise. [`compressed`] turns a stored region into an
+/// archive's.
+pub fn stored_region(start: u64, bytes: Vec<u8>) -> UpdateMemoryRegionV1<'static> {
+    let region = UpdateMemoryRegionV1 {
+        start,
+        end: start + bytes.len() as u64,
+        compression: MemoryCompression::None.as_u8(),
+        data: Cow::Owned(bytes),
+    };
+    if crate::format::is_mapped_region(&JournalEntry::UpdateMemoryRegionV1(region.clone())) {
+        region
+    } else {
+        compressed_region(start, &region.data)
+    }
+}
+
+/// `region` LZ4-compressed when that is smaller (for archives: resume then
+/// copies it instead of mapping it); a compressed region stays as it is.
+pub fn compressed(region: UpdateMemoryRegionV1<'_>) -> Result<UpdateMemoryRegionV1<'static>, MemoryError> {
+    if region.compression != MemoryCompression::None.as_u8() {
+        return Ok(crate::field::IntoOwned::into_owned(region));
+    }
+    let bytes = region_bytes(&region)?;
+    Ok(compressed_region(region.start, &bytes))
+}
+
 /// A memory image: the bytes every applied region wrote, zero elsewhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryImage {
@@ -142,5 +172,242 @@ impl MemoryImage {
     /// The image's bytes, without a copy.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
+    }
+}
+
+/// Where the data of a memory region lies in a journal file that can be
+/// mapped.
+#[derive(Debug, Clone)]
+pub struct FileSpan {
+    /// The journal file.
+    pub file: std::sync::Arc<std::fs::File>,
+    /// Offset of the region's data in the file.
+    pub offset: u64,
+}
+
+/// A journal's buffer, and the file it maps if it maps one (see
+/// `JournalReader::backing`).
+#[derive(Debug, Clone)]
+pub struct Backing {
+    buffer: shared_buffer::OwnedBuffer,
+    file: Option<std::sync::Arc<std::fs::File>>,
+}
+
+impl Backing {
+    pub(crate) fn new(
+        buffer: shared_buffer::OwnedBuffer,
+        file: Option<std::sync::Arc<std::fs::File>>,
+    ) -> Self {
+        Self { buffer, file }
+    }
+
+    /// `bytes` (the data of an entry read from this buffer) as a slice of
+    /// the buffer that outlives the reader, and where it lies in the journal
+    /// file when the buffer maps one. `None` when `bytes` is not in the
+    /// buffer (an entry copied for alignment).
+    pub fn share(&self, bytes: &[u8]) -> Option<(shared_buffer::OwnedBuffer, Option<FileSpan>)> {
+        let all = self.buffer.as_slice();
+        let from = (bytes.as_ptr() as usize).checked_sub(all.as_ptr() as usize)?;
+        if from.checked_add(bytes.len())? > all.len() {
+            return None;
+        }
+        let shared = self.buffer.slice(from..from + bytes.len());
+        let span = self.file.as_ref().map(|file| FileSpan {
+            file: std::sync::Arc::clone(file),
+            offset: from as u64,
+        });
+        Some((shared, span))
+    }
+}
+
+/// Where one layer's bytes come from.
+#[derive(Debug, Clone)]
+pub enum LayerSource {
+    /// Pages of a journal file, mapped copy-on-write by whoever restores.
+    Mapped(FileSpan),
+    /// Bytes to copy: a slice of a journal's buffer, or decompressed data.
+    Bytes(shared_buffer::OwnedBuffer),
+}
+
+/// One memory region as restore sees it: `[start, end)` comes from `source`.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Where the bytes come from.
+    pub source: LayerSource,
+}
+
+/// One step of restoring memory (see [`MemoryLayers::steps`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RestoreStep<'a> {
+    /// Map `len` bytes of `file` at `offset` over memory at `start`
+    /// (page-aligned, whole pages).
+    Map {
+        /// Where in memory.
+        start: u64,
+        /// How many bytes (whole pages).
+        len: u64,
+        /// The journal file.
+        file: &'a std::fs::File,
+        /// Offset in the file of the first byte (page-aligned).
+        offset: u64,
+    },
+    /// Copy `bytes` into memory at `start`.
+    Copy {
+        /// Where in memory.
+        start: u64,
+        /// What to copy.
+        bytes: &'a [u8],
+    },
+}
+
+/// Pages of mapped memory (resume maps whole pages).
+const PAGE: u64 = crate::format::PAGE_LEN;
+
+/// A memory image as the journal's regions in order, later ones winning
+/// byte by byte, without copying them: resume maps the mappable regions
+/// from the journal file and copies the rest (see [`RestoreStep`]).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLayers {
+    layers: Vec<Layer>,
+    len: u64,
+}
+
+impl MemoryLayers {
+    /// No memory written.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a region. `shared` is the region's data as a slice of the
+    /// journal's buffer and `file` where that lies in a mappable journal
+    /// file (see `JournalReader::share`); without them an uncompressed
+    /// region's data is copied. A region is mapped when it is uncompressed,
+    /// page-aligned in memory and in the file, and whole pages long.
+    pub fn push(
+        &mut self,
+        region: &UpdateMemoryRegionV1<'_>,
+        shared: Option<(shared_buffer::OwnedBuffer, Option<FileSpan>)>,
+    ) -> Result<(), MemoryError> {
+        let (start, end) = (region.start, region.end);
+        let uncompressed = region.compression == MemoryCompression::None.as_u8();
+        let source = match shared {
+            Some((_, Some(span)))
+                if uncompressed
+                    && start % PAGE == 0
+                    && (end.saturating_sub(start)) % PAGE == 0
+                    && span.offset % PAGE == 0
+                    && end >= start
+                    && end <= MAX_MEMORY
+                    && region.data.len() as u64 == end - start =>
+            {
+                LayerSource::Mapped(span)
+            }
+            Some((buffer, _)) if uncompressed => {
+                region_bytes(region)?;
+                LayerSource::Bytes(buffer)
+            }
+            _ => LayerSource::Bytes(shared_buffer::OwnedBuffer::from_bytes(
+                region_bytes(region)?.into_owned(),
+            )),
+        };
+        self.len = self.len.max(end);
+        self.layers.push(Layer { start, end, source });
+        Ok(())
+    }
+
+    /// From address 0 to the end of the highest region written.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no region was written.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Bytes that restoring maps instead of copying (counting overlaps once
+    /// per layer).
+    pub fn mapped_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .filter(|l| matches!(l.source, LayerSource::Mapped(_)))
+            .map(|l| l.end - l.start)
+            .sum()
+    }
+
+    /// How to restore the image over memory that is zero (the caller zeroes
+    /// it first): the mapped pages that no later region overwrote entirely
+    /// (merged when they follow each other in one file), then the copies in
+    /// journal order, leaving out pages a later mapped region replaces.
+    pub fn steps(&self) -> Vec<RestoreStep<'_>> {
+        const NONE: u32 = u32::MAX;
+        let pages = self.len.div_ceil(PAGE) as usize;
+        // The last mapped layer covering each page.
+        let mut owner = vec![NONE; pages];
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let LayerSource::Mapped(_) = layer.source {
+                owner[(layer.start / PAGE) as usize..(layer.end / PAGE) as usize].fill(i as u32);
+            }
+        }
+        let mut steps: Vec<RestoreStep<'_>> = Vec::new();
+        let mut page = 0;
+        while page < pages {
+            let i = owner[page];
+            if i == NONE {
+                page += 1;
+                continue;
+            }
+            let layer = &self.layers[i as usize];
+            let LayerSource::Mapped(span) = &layer.source else {
+                unreachable!("owners are mapped layers");
+            };
+            let first = page;
+            while page < pages && owner[page] == i {
+                page += 1;
+            }
+            let start = first as u64 * PAGE;
+            steps.push(RestoreStep::Map {
+                start,
+                len: (page - first) as u64 * PAGE,
+                file: &span.file,
+                offset: span.offset + (start - layer.start),
+            });
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let LayerSource::Bytes(bytes) = &layer.source else {
+                continue;
+            };
+            let bytes = bytes.as_slice();
+            // Split the copy where pages belong to later mapped layers.
+            let mut at = layer.start;
+            while at < layer.end {
+                let page = (at / PAGE) as usize;
+                let page_end = ((page as u64 + 1) * PAGE).min(layer.end);
+                let keep = owner[page] == NONE || owner[page] < i as u32;
+                if keep {
+                    // Extend over following pages kept too.
+                    let mut end = page_end;
+                    while end < layer.end {
+                        let next = (end / PAGE) as usize;
+                        if !(owner[next] == NONE || owner[next] < i as u32) {
+                            break;
+                        }
+                        end = ((next as u64 + 1) * PAGE).min(layer.end);
+                    }
+                    steps.push(RestoreStep::Copy {
+                        start: at,
+                        bytes: &bytes[(at - layer.start) as usize..(end - layer.start) as usize],
+                    });
+                    at = end;
+                } else {
+                    at = page_end;
+                }
+            }
+        }
+        steps
     }
 }

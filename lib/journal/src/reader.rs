@@ -45,8 +45,9 @@ pub struct LogRecord<'a> {
 /// Where the reader's bytes come from, and how a restart refreshes them.
 #[derive(Debug)]
 enum Source {
-    /// A file, mapped again on restart.
-    File { file: File, path: PathBuf },
+    /// A file, mapped again on restart (shared with the memory layers that
+    /// map pages of it).
+    File { file: Arc<File>, path: PathBuf },
     /// A memory journal that a writer may be appending to.
     Memory(Arc<MemoryStore>),
     /// A file read into memory (never mapped), read again on restart when
@@ -143,7 +144,7 @@ impl JournalReader {
         Ok(Self::new(
             path.display().to_string(),
             Source::File {
-                file,
+                file: Arc::new(file),
                 path: path.to_owned(),
             },
             buf,
@@ -216,6 +217,20 @@ impl JournalReader {
     /// `payload_offset`s index into it.
     pub fn buffer(&self) -> &OwnedBuffer {
         &self.buf
+    }
+
+    /// The reader's buffer and, for a mapped journal file, the file: what
+    /// lets memory regions read from this buffer be mapped or shared
+    /// instead of copied (see [`Backing::share`]). Take it before reading;
+    /// it stays valid after [`restart`](Self::restart) maps the file again.
+    ///
+    /// [`Backing::share`]: crate::memory::Backing::share
+    pub fn backing(&self) -> crate::memory::Backing {
+        let file = match &self.source {
+            Source::File { file, .. } if self.buf.is_mmapped() => Some(Arc::clone(file)),
+            Source::File { .. } | Source::Memory(_) | Source::Copied { .. } | Source::Fixed => None,
+        };
+        crate::memory::Backing::new(self.buf.clone(), file)
     }
 
     /// In tolerant mode, the torn tail the reader stopped at, if any.

@@ -351,9 +351,9 @@ impl JournalWriter {
         let mut guard = lock(&shared.state);
         let state = &mut *guard;
         state.poisoned(&shared.name)?;
-        let offset_in_batch = state.batch.len();
-        format::append_entry(&mut state.batch, entry, &mut state.arena.0)
-            .map_err(|e| encode_error(&shared.name, entry, e))?;
+        let offset_in_batch =
+            format::append_entry(&mut state.batch, entry, &mut state.arena.0, state.batch_start)
+                .map_err(|e| encode_error(&shared.name, entry, e))?;
         let span = RecordSpan {
             start: state.batch_start + offset_in_batch as u64,
             end: state.batch_start + state.batch.len() as u64,
@@ -378,11 +378,18 @@ impl JournalWriter {
         let rollback_to = state.batch.len();
         let mut spans = Vec::with_capacity(entries.len());
         for entry in entries {
-            let offset_in_batch = state.batch.len();
-            if let Err(e) = format::append_entry(&mut state.batch, entry, &mut state.arena.0) {
-                state.batch.truncate(rollback_to);
-                return Err(encode_error(&shared.name, entry, e));
-            }
+            let offset_in_batch = match format::append_entry(
+                &mut state.batch,
+                entry,
+                &mut state.arena.0,
+                state.batch_start,
+            ) {
+                Ok(at) => at,
+                Err(e) => {
+                    state.batch.truncate(rollback_to);
+                    return Err(encode_error(&shared.name, entry, e));
+                }
+            };
             spans.push(RecordSpan {
                 start: state.batch_start + offset_in_batch as u64,
                 end: state.batch_start + state.batch.len() as u64,

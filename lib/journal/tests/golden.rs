@@ -90,12 +90,13 @@ fn docs_format_md_lists_every_tag() {
     assert!(doc.contains(&format!("Format version: {FORMAT_VERSION}")));
 }
 
-/// Journals written in format version 1 (before `TimelineCutV1`) stay
-/// readable: the version 1 golden journal reads back as its JSON.
-#[test]
-fn version_1_journals_still_read() {
-    let mut reader = JournalReader::open(fixture("v1-all-entries.journal")).unwrap();
-    let expected = std::fs::read_to_string(fixture("v1-all-entries.jsonl")).unwrap();
+/// Journals of older format versions stay readable: each older golden
+/// journal reads back as its JSON, with the kinds that version had.
+fn older_version_reads(version: u32, added_since: &[EntryKind]) {
+    let mut reader =
+        JournalReader::open(fixture(&format!("v{version}-all-entries.journal"))).unwrap();
+    let expected =
+        std::fs::read_to_string(fixture(&format!("v{version}-all-entries.jsonl"))).unwrap();
     let mut lines = expected.lines();
     let mut kinds = Vec::new();
     while let Some(record) = reader.read_next().unwrap() {
@@ -104,11 +105,23 @@ fn version_1_journals_still_read() {
         kinds.push(record.entry.kind());
     }
     assert!(lines.next().is_none());
-    assert_eq!(reader.format_version(), Some(1));
-    let version_1: Vec<EntryKind> = EntryKind::ALL
+    assert_eq!(reader.format_version(), Some(version));
+    let then: Vec<EntryKind> = EntryKind::ALL
         .iter()
         .copied()
-        .filter(|k| *k != EntryKind::TimelineCutV1)
+        .filter(|k| !added_since.contains(k))
         .collect();
-    assert_eq!(kinds, version_1);
+    assert_eq!(kinds, then);
+}
+
+/// Version 1: before `TimelineCutV1` (version 2) and `PaddingV1` (3).
+#[test]
+fn version_1_journals_still_read() {
+    older_version_reads(1, &[EntryKind::TimelineCutV1, EntryKind::PaddingV1]);
+}
+
+/// Version 2: before `PaddingV1` (version 3).
+#[test]
+fn version_2_journals_still_read() {
+    older_version_reads(2, &[EntryKind::PaddingV1]);
 }

@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use wasnap_journal::memory::MemoryLayers;
 use wasnap_journal::{FileDescriptorSeekV1, JournalEntry, JournalWriter, ThreadStateV1};
 use wasnap_wasi::fd::Handle;
 use wasnap_wasi::{ExitStatus, WasiInstance};
 
+use crate::memory_map::RestoreFigures;
 use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
 
 /// A WASI instance whose snapshot points are served by [`SnapshotControl`].
@@ -66,8 +68,12 @@ fn take_snapshot(
         })
         .collect();
     let outcome = (|| {
-        let (buf, captured) = control.capture(&mut instance.store, now)?;
-        let entries = positions.into_iter().chain(captured).collect::<Vec<_>>();
+        let captured = control.capture(&mut instance.store, now)?;
+        let (buf, tracking) = (captured.buf, captured.tracking);
+        let entries = positions
+            .into_iter()
+            .chain(captured.entries)
+            .collect::<Vec<_>>();
         let writer = writer.ok_or(SnapshotError::NoJournal)?;
         let journal_before = writer.end_offset();
         let mut regions = 0;
@@ -86,6 +92,7 @@ fn take_snapshot(
             memory_bytes,
             regions,
             journal_bytes: writer.end_offset() - journal_before,
+            tracking,
         });
         Ok(buf)
     })();
@@ -104,11 +111,11 @@ fn take_snapshot(
 /// where the snapshot was taken.
 pub(crate) fn restore(
     instance: &mut Instance,
-    image: Vec<u8>,
+    memory: &MemoryLayers,
     thread: &ThreadStateV1<'_>,
-) -> Result<(), SnapshotError> {
+) -> Result<RestoreFigures, SnapshotError> {
     let mut control = std::mem::take(instance.points_mut());
-    let result = control.restore(&mut instance.store, image, thread);
+    let result = control.restore(&mut instance.store, memory, thread);
     *instance.points_mut() = control;
     result
 }

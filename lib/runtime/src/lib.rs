@@ -64,6 +64,8 @@
 
 #![warn(missing_docs)]
 
+pub mod dirty;
+pub mod memory_map;
 mod error;
 mod instance;
 pub mod limits;
@@ -82,10 +84,11 @@ pub use limits::{Limits, MemoryLimit};
 pub use module_cache::{CacheOutcome, CompileError, ModuleCache};
 pub use policy::{PolicyError, SnapshotPolicy};
 pub use process::{
-    BaseJournal, JournalTarget, Process, ProcessOptions, Resumed, RunReport, StartReport,
+    BaseJournal, JournalTarget, Process, ProcessOptions, Resumed, RunReport, StartReport, StartTimings,
 };
 pub use program::{LoadReport, Program};
 pub use recorder::{module_hash, JournalRecorder};
 pub use replay::{ReplayError, ReplayOptions, ReplaySummary, ResumePoint};
-pub use snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
+pub use memory_map::RestoreFigures;
+pub use snapshot::{DirtyTracking, SnapshotControl, SnapshotError, SnapshotStats};
 pub use tail::OnDivergence;

@@ -19,6 +19,7 @@ use wasnap_wasi::{ExitStatus, WasiCtx};
 use crate::error::ProcessError;
 use crate::instance::{self, Instance};
 use crate::limits::{Deadline, LimitedTunables, Limits, MemoryLimit};
+use crate::memory_map::RestoreFigures;
 use crate::policy::SnapshotPolicy;
 use crate::program::Program;
 use crate::recorder::JournalRecorder;
@@ -73,6 +74,8 @@ pub struct Resumed {
     pub marker_offset: u64,
     /// Bytes of linear memory restored.
     pub memory_bytes: u64,
+    /// Of those, bytes mapped from the journal and bytes copied.
+    pub figures: RestoreFigures,
 }
 
 /// What starting a process did.
@@ -87,6 +90,22 @@ pub struct StartReport {
     pub tail_records: u64,
     /// The snapshot the process resumed from, if any.
     pub resumed: Option<Resumed>,
+    /// Where the time to start went.
+    pub timings: StartTimings,
+}
+
+/// Where the time to start a process went (`wasnap run -v` prints it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimings {
+    /// Opening the journals: locking, cutting a torn tail, mapping.
+    pub open: Duration,
+    /// Reading and validating the journals, planning the start, and
+    /// replaying the filesystem and descriptors.
+    pub replay: Duration,
+    /// Instantiating the module.
+    pub instantiate: Duration,
+    /// Restoring memory and globals (mapping and copying).
+    pub restore: Duration,
 }
 
 /// How a run went.
@@ -102,6 +121,11 @@ pub struct RunReport {
     /// The largest memory size (bytes) the program asked for and the
     /// memory limit refused, if it did.
     pub memory_refused: Option<u64>,
+    /// After a restore: how long the rewind into the snapshot point took.
+    pub rewind: Option<Duration>,
+    /// Why the kernel did not track written pages, if it was asked and
+    /// said no (snapshots then compare memory).
+    pub tracking_refused: Option<String>,
 }
 
 /// A started process: replayed, restored, ready to run.
@@ -184,6 +208,7 @@ impl Process {
             }
         }
         // One history: the read-only bases, then the process's own journal.
+        let opening = std::time::Instant::now();
         let mut readers = options
             .bases
             .iter()
@@ -204,12 +229,19 @@ impl Process {
             resume: true,
             last_is_own: writer.is_some(),
         };
+        let mut timings = StartTimings {
+            open: opening.elapsed(),
+            ..StartTimings::default()
+        };
+        let replaying = std::time::Instant::now();
         let history = replay_history(&mut ctx, &mut readers, &replay_options)?;
+        timings.replay = replaying.elapsed();
         let mut report = StartReport {
             replays: history.summaries,
             start: history.start.clone(),
             tail_records: history.tail.len() as u64,
             resumed: None,
+            timings,
         };
         for (&clock_id, &floor) in &history.clock_floors {
             ctx.raise_clock_floor(clock_id, floor);
@@ -273,6 +305,7 @@ impl Process {
             engine.set_tunables(LimitedTunables::new(limit.clone()));
         }
         let store = wasmer::Store::new(engine);
+        let instantiating = std::time::Instant::now();
         let mut instance =
             match Instance::with_points(store, program.module(), ctx, SnapshotControl::default()) {
                 Ok(instance) => instance,
@@ -288,17 +321,22 @@ impl Process {
                     });
                 }
             };
+        report.timings.instantiate = instantiating.elapsed();
         if let Some(point) = resume_point {
+            let restoring = std::time::Instant::now();
+            let figures =
+                instance::restore(&mut instance, &point.memory, &point.thread).map_err(|source| {
+                    ProcessError::Restore {
+                        module: name.clone(),
+                        source,
+                    }
+                })?;
+            report.timings.restore = restoring.elapsed();
             report.resumed = Some(Resumed {
                 marker_offset: point.marker_offset,
-                memory_bytes: point.memory.len() as u64,
+                memory_bytes: point.memory.len(),
+                figures,
             });
-            instance::restore(&mut instance, point.memory, &point.thread).map_err(|source| {
-                ProcessError::Restore {
-                    module: name.clone(),
-                    source,
-                }
-            })?;
         }
         Ok(Process {
             name,
@@ -390,6 +428,8 @@ impl Process {
             snapshots: self.instance.points().stats().to_vec(),
             journal,
             memory_refused: self.memory_limit.as_ref().and_then(|l| l.refused()),
+            rewind: self.instance.points().restore_rewind(),
+            tracking_refused: self.instance.points().tracking_refused().map(str::to_owned),
         })
     }
 

@@ -6,7 +6,7 @@
 //! and thread state of the snapshot it restores, and the tail it
 //! re-executes.
 
-use wasnap_journal::memory::{MemoryError, MemoryImage};
+use wasnap_journal::memory::{MemoryError, MemoryLayers};
 use wasnap_journal::start::{Position, StartPlanner, StartPoint};
 use wasnap_journal::timeline::{Timeline, TimelineBuilder, UnknownSnapshot};
 use wasnap_journal::{JournalEntry, JournalReader, ReadError, ThreadStateV1};
@@ -36,8 +36,8 @@ pub struct ReplayOptions {
 pub struct ResumePoint {
     /// Offset of the `SnapshotV1` marker record.
     pub marker_offset: u64,
-    /// Linear memory at the snapshot.
-    pub memory: Vec<u8>,
+    /// Linear memory at the snapshot: the regions to map or copy.
+    pub memory: MemoryLayers,
     /// Globals and unwind buffer at the snapshot.
     pub thread: ThreadStateV1<'static>,
 }
@@ -272,7 +272,7 @@ pub fn replay_history(
         tail: Vec::new(),
         clock_floors: Default::default(),
     };
-    let mut image = MemoryImage::new();
+    let mut image = MemoryLayers::new();
     let mut thread = None;
     for (journal, (reader, timeline)) in readers.iter_mut().zip(&timelines).enumerate() {
         let cut = match (tail_from, &start) {
@@ -308,12 +308,13 @@ fn replay_journal(
     timeline: &Timeline,
     (cut, own): (Cut, bool),
     options: &ReplayOptions,
-    image: &mut MemoryImage,
+    image: &mut MemoryLayers,
     thread: &mut Option<ThreadStateV1<'static>>,
     history: &mut History,
 ) -> Result<ReplaySummary, ReplayError> {
     let journal = reader.name().to_owned();
     let mapping = reader.buffer().clone();
+    let backing = reader.backing();
     let mut summary = ReplaySummary {
         journal: journal.clone(),
         lost_records: timeline.lost_records(),
@@ -363,11 +364,13 @@ fn replay_journal(
         let entry = record.entry;
         match &entry {
             JournalEntry::UpdateMemoryRegionV1(region) => {
-                image.apply(region).map_err(|source| ReplayError::Memory {
-                    journal: journal.clone(),
-                    offset,
-                    source,
-                })?;
+                image
+                    .push(region, backing.share(&region.data))
+                    .map_err(|source| ReplayError::Memory {
+                        journal: journal.clone(),
+                        offset,
+                        source,
+                    })?;
             }
             JournalEntry::ThreadStateV1(t) => {
                 *thread = Some(wasnap_journal::field::IntoOwned::into_owned(t.clone()));
@@ -376,7 +379,7 @@ fn replay_journal(
                 if let Some(thread) = thread.take() {
                     history.resume = Some(ResumePoint {
                         marker_offset: offset,
-                        memory: std::mem::take(image).into_bytes(),
+                        memory: std::mem::take(image),
                         thread,
                     });
                 }

@@ -25,18 +25,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::ops::Range;
+
 use wasmer::{AsStoreMut, Global, Instance, Memory, Pages, StoreMut, TypedFunction, Value};
-use wasnap_journal::memory::compressed_region;
+use wasnap_journal::memory::{stored_region, MemoryLayers};
 use wasnap_journal::{JournalEntry, SnapshotTrigger, SnapshotV1, ThreadStateV1};
 use wasnap_wasi::points::{Point, PointError, SnapshotPoints};
 use wasnap_wasi::{Errno, WasiCtx};
 
+use crate::dirty::{DirtyTracker, PAGE};
+use crate::memory_map::RestoreFigures;
 use crate::policy::SnapshotPolicy;
 
 /// Pages (64 KiB) added to memory for the unwind buffer at each snapshot.
 pub const UNWIND_PAGES: u32 = 16;
-/// Memory is compared and stored in chunks of this size.
+/// Without the kernel's tracking, memory is compared in chunks of this size.
 pub const CHUNK: usize = 64 * 1024;
+
+/// How a snapshot found what changed since the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirtyTracking {
+    /// The kernel tracked the pages written (userfaultfd asynchronous
+    /// write-protect and `PAGEMAP_SCAN`): only those were read.
+    Kernel,
+    /// The whole memory was compared with its copy from the previous
+    /// snapshot (where the kernel cannot track).
+    Compare,
+}
+
+impl std::fmt::Display for DirtyTracking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DirtyTracking::Kernel => "written pages tracked by the kernel",
+            DirtyTracking::Compare => "memory compared with the previous snapshot",
+        })
+    }
+}
 
 /// The asyncify exports of a prepared module.
 pub(crate) struct Asyncify {
@@ -88,6 +112,8 @@ pub struct SnapshotStats {
     pub regions: usize,
     /// Bytes the snapshot added to the journal.
     pub journal_bytes: u64,
+    /// How the changed memory was found.
+    pub tracking: DirtyTracking,
 }
 
 /// The triggers armed in one process (from its [`SnapshotPolicy`]).
@@ -123,7 +149,16 @@ pub struct SnapshotControl {
     /// Exported mutable globals, in export order.
     globals: Vec<Global>,
     memory: Option<Memory>,
-    /// Memory as of the last snapshot (or restore), for diffs.
+    /// The kernel's tracking of written pages, once started.
+    tracker: Option<DirtyTracker>,
+    /// Why the kernel cannot track (asked once per process).
+    tracking_refused: Option<String>,
+    /// When the rewind into a restored snapshot started, until it ends.
+    restore_rewind_from: Option<Instant>,
+    /// How long the rewind into the restored snapshot took.
+    restore_rewind: Option<Duration>,
+    /// Without the kernel's tracking: memory as of the last snapshot (or
+    /// restore), for diffs.
     previous: Vec<u8>,
     /// What fired the snapshot being taken.
     trigger: Option<SnapshotTrigger>,
@@ -153,6 +188,9 @@ pub enum SnapshotError {
     /// The snapshot does not fit the module (globals, types).
     #[error("the journal's snapshot does not fit this module: {0}")]
     Mismatch(String),
+    /// The snapshot's memory could not be put back.
+    #[error("cannot restore memory from the journal: {0}")]
+    Restore(String),
 }
 
 fn engine<E: std::fmt::Display>(e: E) -> SnapshotError {
@@ -296,6 +334,9 @@ impl SnapshotControl {
             let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
             a.stop_rewind.call(store).map_err(engine)?;
             self.phase = Phase::Normal;
+            if let Some(from) = self.restore_rewind_from.take() {
+                self.restore_rewind = Some(from.elapsed());
+            }
             return Ok(false);
         }
         let Some(trigger) = fire else {
@@ -326,55 +367,119 @@ impl SnapshotControl {
         Ok(true)
     }
 
+    /// The byte ranges of memory (now `size` bytes at `base`) that may
+    /// differ from the previous snapshot: the pages the kernel saw written,
+    /// or, where it cannot track, the chunks that differ from the copy kept
+    /// at the previous snapshot.
+    fn changed(
+        &mut self,
+        base: *mut u8,
+        size: usize,
+        view: &wasmer::MemoryView<'_>,
+    ) -> Result<(Vec<Range<usize>>, DirtyTracking), SnapshotError> {
+        if self.tracker.as_ref().is_some_and(|t| t.base() != base as usize) {
+            // The engine moved the memory: what was tracked is elsewhere.
+            // Starting over reports every page that holds anything.
+            self.tracker = None;
+        }
+        if self.tracker.is_none() && self.tracking_refused.is_none() {
+            // A fresh process: tracking starts empty, so the first take
+            // reports every page that holds anything.
+            match DirtyTracker::start(base, 0) {
+                Ok(tracker) => self.tracker = Some(tracker),
+                Err(why) => self.refuse_tracking(why),
+            }
+        }
+        if let Some(tracker) = &mut self.tracker {
+            match tracker.take(size) {
+                Ok(ranges) => return Ok((ranges, DirtyTracking::Kernel)),
+                Err(why) => {
+                    // Nothing was kept to compare with: the comparison
+                    // below, against zeros, writes every non-zero chunk.
+                    self.tracker = None;
+                    self.previous.clear();
+                    self.refuse_tracking(why);
+                }
+            }
+        }
+        if self.previous.len() < size {
+            self.previous.resize(size, 0);
+        }
+        // `previous` is updated in place, chunk by chunk: no copy of the
+        // whole memory is allocated per snapshot.
+        let mut ranges = Vec::new();
+        let mut chunk = vec![0u8; CHUNK];
+        for start in (0..size).step_by(CHUNK) {
+            let range = start..(start + CHUNK).min(size);
+            let current = &mut chunk[..range.len()];
+            view.read(range.start as u64, current).map_err(engine)?;
+            let before = &mut self.previous[range.clone()];
+            if before != current {
+                before.copy_from_slice(current);
+                ranges.push(range);
+            }
+        }
+        Ok((ranges, DirtyTracking::Compare))
+    }
+
+    fn refuse_tracking(&mut self, why: String) {
+        tracing::debug!("dirty pages are found by comparison: {why}");
+        self.tracking_refused = Some(why);
+    }
+
+    /// How long the rewind into the restored snapshot took (from the call
+    /// of `_start` to the snapshot point), once it ended.
+    pub fn restore_rewind(&self) -> Option<Duration> {
+        self.restore_rewind
+    }
+
+    /// Why the kernel does not track written pages in this process, if it
+    /// was asked and said no.
+    pub fn tracking_refused(&self) -> Option<&str> {
+        self.tracking_refused.as_deref()
+    }
+
     /// After `_start` returned while unwinding: stops the unwind and builds
     /// the snapshot's entries (regions, thread state, marker).
     pub(crate) fn capture(
         &mut self,
         store: &mut impl AsStoreMut,
         now_ns: u64,
-    ) -> Result<(u32, Vec<JournalEntry<'static>>), SnapshotError> {
+    ) -> Result<Captured, SnapshotError> {
         let Phase::Unwinding { buf } = self.phase else {
             return Err(SnapshotError::Engine("not unwinding".into()));
         };
         let a = self.asyncify.as_ref().ok_or(SnapshotError::NotPrepared)?;
         a.stop_unwind.call(store).map_err(engine)?;
-        let memory = self.memory.as_ref().ok_or(SnapshotError::NotPrepared)?;
-        // `previous` is updated in place, chunk by chunk: no copy of the
-        // whole memory is allocated per snapshot.
+        let memory = self.memory.clone().ok_or(SnapshotError::NotPrepared)?;
         let view = memory.view(&*store);
         let size = view.data_size() as usize;
-        if self.previous.len() < size {
-            self.previous.resize(size, 0);
+        let (mut ranges, tracking) = self.changed(view.data_ptr(), size, &view)?;
+        // The last page is always written: it carries the memory size.
+        if size >= PAGE {
+            ranges.push(size - PAGE..size);
         }
         let mut entries = Vec::new();
-        let mut chunk = vec![0u8; CHUNK];
-        let chunks = size.div_ceil(CHUNK);
-        for i in 0..chunks {
-            let range = i * CHUNK..((i + 1) * CHUNK).min(size);
-            let current = &mut chunk[..range.len()];
-            view.read(range.start as u64, current).map_err(engine)?;
-            let before = &mut self.previous[range.clone()];
-            // The last chunk is always written: it carries the memory size.
-            if before == current && i + 1 != chunks {
-                continue;
-            }
-            before.copy_from_slice(current);
-            entries.push(JournalEntry::UpdateMemoryRegionV1(compressed_region(
-                range.start as u64,
-                current,
+        for run in merged(ranges) {
+            let mut bytes = vec![0u8; run.len()];
+            view.read(run.start as u64, &mut bytes).map_err(engine)?;
+            entries.push(JournalEntry::UpdateMemoryRegionV1(stored_region(
+                run.start as u64,
+                bytes,
             )));
         }
-        let bytes = &self.previous;
-        let current = u32::from_le_bytes(
-            bytes
-                .get(buf as usize..buf as usize + 4)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| SnapshotError::Engine("unwind buffer outside memory".into()))?,
-        );
-        let call_stack = bytes
-            .get(buf as usize..current as usize)
-            .ok_or_else(|| SnapshotError::Engine("unwind buffer overflow".into()))?
-            .to_vec();
+        let read_u32 = |at: u32| -> Result<u32, SnapshotError> {
+            let mut word = [0u8; 4];
+            view.read(u64::from(at), &mut word)
+                .map_err(|_| SnapshotError::Engine("unwind buffer outside memory".into()))?;
+            Ok(u32::from_le_bytes(word))
+        };
+        let current = read_u32(buf)?;
+        if current < buf || u64::from(current) > size as u64 {
+            return Err(SnapshotError::Engine("unwind buffer overflow".into()));
+        }
+        let mut call_stack = vec![0u8; (current - buf) as usize];
+        view.read(u64::from(buf), &mut call_stack).map_err(engine)?;
         let globals = self
             .globals
             .iter()
@@ -394,7 +499,11 @@ impl SnapshotControl {
             since_epoch_ns: now_ns,
             trigger: trigger.as_u8(),
         }));
-        Ok((buf, entries))
+        Ok(Captured {
+            buf,
+            entries,
+            tracking,
+        })
     }
 
     /// Starts the rewind into the import that unwound; call `_start` next.
@@ -410,25 +519,18 @@ impl SnapshotControl {
     }
 
     /// Restores memory and globals of a fresh instance from a snapshot and
-    /// starts the rewind.
+    /// starts the rewind; from here the kernel tracks writes (or a copy of
+    /// memory is kept to compare with).
     pub(crate) fn restore(
         &mut self,
         store: &mut impl AsStoreMut,
-        image: Vec<u8>,
+        layers: &MemoryLayers,
         thread: &ThreadStateV1<'_>,
-    ) -> Result<(), SnapshotError> {
+    ) -> Result<RestoreFigures, SnapshotError> {
         let memory = self.memory.clone().ok_or(SnapshotError::NotPrepared)?;
         if self.asyncify.is_none() {
             return Err(SnapshotError::NotPrepared);
         }
-        let have = memory.view(&*store).data_size();
-        let want = image.len() as u64;
-        if want > have {
-            let pages = (want - have).div_ceil(65536) as u32;
-            memory.grow(&mut *store, Pages(pages)).map_err(engine)?;
-        }
-        let view = memory.view(&*store);
-        view.write(0, &image).map_err(engine)?;
         if thread.globals.len() != self.globals.len() {
             return Err(SnapshotError::Mismatch(format!(
                 "{} globals saved, the module exports {}",
@@ -436,6 +538,20 @@ impl SnapshotControl {
                 self.globals.len()
             )));
         }
+        let have = memory.view(&*store).data_size();
+        let want = layers.len();
+        if want > have {
+            let pages = (want - have).div_ceil(65536) as u32;
+            memory.grow(&mut *store, Pages(pages)).map_err(engine)?;
+        }
+        let view = memory.view(&*store);
+        let (base, size) = (view.data_ptr(), view.data_size() as usize);
+        // SAFETY: `[base, base + size)` is the accessible part of this
+        // instance's linear memory, which the engine allocated as a private
+        // mapping; the store is borrowed mutably, the guest is not running
+        // and no slice into the memory is alive.
+        let figures = unsafe { crate::memory_map::restore(base, size, layers) }
+            .map_err(SnapshotError::Restore)?;
         for (global, bits) in self.globals.iter().zip(&thread.globals) {
             let value = match global.get(&mut *store) {
                 Value::I32(_) => Value::I32(*bits as u32 as i32),
@@ -446,10 +562,43 @@ impl SnapshotControl {
             };
             global.set(&mut *store, value).map_err(engine)?;
         }
-        self.previous = image;
+        match DirtyTracker::start(base, size) {
+            Ok(tracker) => self.tracker = Some(tracker),
+            Err(why) => {
+                self.refuse_tracking(why);
+                let view = memory.view(&*store);
+                self.previous = vec![0u8; size];
+                view.read(0, &mut self.previous).map_err(engine)?;
+            }
+        }
         self.buffer = Some(thread.stack_lower as u32);
-        self.start_rewind(store, thread.stack_lower as u32)
+        self.start_rewind(store, thread.stack_lower as u32)?;
+        self.restore_rewind_from = Some(Instant::now());
+        Ok(figures)
     }
+}
+
+/// A snapshot's entries, built while the program is unwound.
+pub(crate) struct Captured {
+    /// The unwind buffer (the rewind starts from it).
+    pub buf: u32,
+    /// Memory regions, thread state and marker.
+    pub entries: Vec<JournalEntry<'static>>,
+    /// How the changed memory was found.
+    pub tracking: DirtyTracking,
+}
+
+/// Sorted, overlapping or touching ranges joined.
+fn merged(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match out.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => out.push(range),
+        }
+    }
+    out
 }
 
 fn value_bits(value: &Value) -> u64 {

@@ -68,7 +68,8 @@ fn is_reproduced(entry: &JournalEntry<'_>) -> bool {
         | E::ResumedFromSnapshotV1(_)
         | E::TimelineCutV1(_)
         | E::InitModuleV1(_)
-        | E::EnvironmentV1(_) => false,
+        | E::EnvironmentV1(_)
+        | E::PaddingV1(_) => false,
         // Effect times are consumed by `replay_time`, not compared.
         E::ClockSetV1(_) => false,
         E::ProcessExitV1(_)

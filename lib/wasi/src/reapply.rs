@@ -197,7 +197,9 @@ impl Reapplier<'_> {
             | E::ClockReadV1(_)
             | E::RandomBytesV1(_)
             | E::InputReadV1(_)
-            | E::PollResultV1(_) => {}
+            | E::PollResultV1(_)
+            // Alignment, nothing else.
+            | E::PaddingV1(_) => {}
             E::ClockSetV1(c) if c.clock_id == EFFECT_CLOCK => self.time = c.time_ns,
             E::ClockSetV1(_) => {}
             E::OpenFileDescriptorV1(o) => self.open(o)?,
@@ -507,6 +509,7 @@ fn descriptors_of(entry: &JournalEntry<'_>) -> Option<Vec<u32>> {
         | E::ProcessExitV1(_)
         | E::EnvironmentV1(_)
         | E::ClockSetV1(_)
+        | E::PaddingV1(_)
         | E::UpdateMemoryRegionV1(_)
         | E::ThreadStateV1(_)
         | E::ThreadExitV1(_)

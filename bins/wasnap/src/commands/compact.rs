@@ -15,8 +15,14 @@ use crate::exit;
 const PROGRESS_FROM: u64 = 32 << 20;
 
 /// Compacts `source` into `destination` (or in place), through a temporary
-/// file that is synced and renamed over the destination.
-pub fn compact(source: &Path, destination: Option<&Path>, force: bool) -> Result<u8> {
+/// file that is synced and renamed over the destination; with `compress`,
+/// memory is LZ4-compressed.
+pub fn compact(
+    source: &Path,
+    destination: Option<&Path>,
+    force: bool,
+    compress: bool,
+) -> Result<u8> {
     let destination = destination.unwrap_or(source);
     if destination != source {
         check_destination(destination, force)?;
@@ -64,7 +70,7 @@ pub fn compact(source: &Path, destination: Option<&Path>, force: bool) -> Result
         eprintln!("wasnap: nothing was written (run `wasnap journal repair` first)");
         return Ok(exit::DAMAGED);
     }
-    let compacted = match compacted {
+    let mut compacted = match compacted {
         Ok(compacted) => compacted,
         Err(error) => {
             eprintln!("wasnap: {}: cannot compact: {error}", source.display());
@@ -72,6 +78,11 @@ pub fn compact(source: &Path, destination: Option<&Path>, force: bool) -> Result
             return Ok(exit::DAMAGED);
         }
     };
+    if compress {
+        compacted
+            .compress_memory()
+            .with_context(|| format!("{}: cannot compress memory", source.display()))?;
+    }
     let entries = write_journal_atomically(destination, |journal| {
         Ok(compacted.write_to(journal.writer())?)
     })?;

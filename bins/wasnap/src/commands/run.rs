@@ -357,11 +357,46 @@ pub fn run(options: RunOptions) -> Result<i32> {
     }
     if let (Some(resumed), true) = (process.report().resumed, options.verbose) {
         eprintln!(
-            "wasnap: resuming from the snapshot at offset {} ({} bytes of memory)",
-            resumed.marker_offset, resumed.memory_bytes
+            "wasnap: resuming from the snapshot at offset {} ({} bytes of memory: {} mapped from the journal, {} copied)",
+            resumed.marker_offset,
+            resumed.memory_bytes,
+            resumed.figures.mapped_bytes,
+            resumed.figures.copied_bytes
+        );
+    }
+    if options.verbose {
+        let t = process.report().timings;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "wasnap: start: journal open {:.1} ms, journal read and filesystem replay {:.1} ms, instantiation {:.1} ms, memory restore {:.1} ms",
+            ms(t.open),
+            ms(t.replay),
+            ms(t.instantiate),
+            ms(t.restore)
         );
     }
     let report = process.run()?;
+    if options.verbose {
+        if let Some(rewind) = report.rewind {
+            eprintln!(
+                "wasnap: rewind into the snapshot point: {:.1} ms",
+                rewind.as_secs_f64() * 1e3
+            );
+        }
+        for (i, snapshot) in report.snapshots.iter().enumerate() {
+            eprintln!(
+                "wasnap: snapshot {}: paused {:.1} ms, {} memory regions, {} journal bytes ({})",
+                i + 1,
+                snapshot.pause.as_secs_f64() * 1e3,
+                snapshot.regions,
+                snapshot.journal_bytes,
+                snapshot.tracking
+            );
+        }
+        if let Some(why) = &report.tracking_refused {
+            eprintln!("wasnap: the kernel does not track written pages here ({why}); snapshots compare memory instead");
+        }
+    }
     let status = report.status;
     if let (Some(asked), Some(limit)) = (report.memory_refused, options.max_memory) {
         if options.verbose || status.code() != 0 {

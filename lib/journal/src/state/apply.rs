@@ -17,6 +17,8 @@ impl State {
             JournalEntry::ClockSetV1(e) => {
                 self.clocks.insert(e.clock_id, e.time_ns);
             }
+            // Alignment only; compaction writes its own where it is needed.
+            JournalEntry::PaddingV1(_) => {}
             JournalEntry::UpdateMemoryRegionV1(e) => self.memory.apply(e)?,
             JournalEntry::ThreadStateV1(e) => {
                 self.threads

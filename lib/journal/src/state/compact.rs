@@ -299,7 +299,7 @@ impl State {
             {
                 end = (end + MEMORY_PAGE).min(image.len());
             }
-            out.push(compressed_region(start as u64, &image[start..end]).into());
+            out.push(stored_region(start as u64, image[start..end].to_vec()).into());
             page = end.div_ceil(MEMORY_PAGE);
         }
         for thread in self.threads.values() {
@@ -624,6 +624,10 @@ pub fn compact<'e>(
                 });
             }
         }
+        // Alignment is the writer's to add again where it is needed.
+        if let JournalEntry::PaddingV1(_) = entry {
+            continue;
+        }
         tail.push(entry);
     }
     Ok(Compacted {
@@ -638,6 +642,17 @@ pub fn compact<'e>(
 }
 
 impl Compacted {
+    /// Compresses the memory regions of the state (for an archive: smaller,
+    /// but resume copies them instead of mapping them from the file).
+    pub fn compress_memory(&mut self) -> Result<(), MemoryError> {
+        for entry in &mut self.state_entries {
+            if let JournalEntry::UpdateMemoryRegionV1(region) = entry {
+                *region = crate::memory::compressed(region.clone())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every entry in order; resumes in the tail point at `marker_offset`.
     pub fn entries_with_marker_at(&self, marker_offset: u64) -> Vec<JournalEntry<'static>> {
         let mut all = self.state_entries.clone();

@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::entry::*;
-use crate::memory::{compressed_region, MemoryError, MemoryImage};
+use crate::memory::{stored_region, MemoryError, MemoryImage};
 
 /// Why an entry cannot be applied to the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
