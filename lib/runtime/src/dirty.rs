@@ -30,6 +30,11 @@ use linux_raw_sys::general::{
 };
 use rustix::ioctl::{ioctl, Opcode, Updater};
 
+/// `WASNAP_DIRTY_TRACKING=compare` turns the kernel's tracking off (the
+/// snapshot then compares memory, as where the kernel cannot track): for
+/// tests of the fallback, and to rule tracking out when hunting a bug.
+pub const DISABLE_VAR: &str = "WASNAP_DIRTY_TRACKING";
+
 /// Page size the kernel tracks.
 pub const PAGE: usize = 4096;
 
@@ -106,6 +111,9 @@ impl DirtyTracker {
     /// from now on, [`take`](Self::take) reports the pages written. Says
     /// why when the kernel cannot track.
     pub fn start(base: *mut u8, len: usize) -> Result<Self, String> {
+        if std::env::var_os(DISABLE_VAR).is_some_and(|v| v == "compare") {
+            return Err(format!("turned off by {DISABLE_VAR}=compare"));
+        }
         if base as usize % PAGE != 0 || len % PAGE != 0 {
             return Err("memory is not page-aligned".to_owned());
         }

@@ -1,0 +1,156 @@
+//! Dirty-page tracking is exact: a program writes random pages between
+//! snapshots (from guest code, through `fd_read`, into memory grown since
+//! the last snapshot). At every snapshot, the memory the journal restores
+//! is the same whether the kernel tracked the written pages or the
+//! snapshot compared the whole memory with its previous copy (the fallback,
+//! exact by construction); so it is for a chain of resumes, each mapping
+//! memory from the journal and tracking writes over the mapping; and every
+//! run ends with the output of a run without snapshots.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{fixture, text};
+use wasnap_journal::memory::MemoryImage;
+use wasnap_journal::{JournalEntry, JournalReader};
+
+const STEPS: &str = "9";
+
+/// Runs `wasnap run ARGS` in `dir` with the kernel's tracking on or off.
+fn wasnap(dir: &Path, kernel: bool, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasnap"));
+    command
+        .current_dir(dir)
+        .env("WASNAP_CACHE_DIR", dir.join("cache"))
+        .arg("run")
+        .args(args);
+    if kernel {
+        command.env_remove("WASNAP_DIRTY_TRACKING");
+    } else {
+        command.env("WASNAP_DIRTY_TRACKING", "compare");
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// The memory image at each snapshot marker of a journal, trailing zeros
+/// trimmed.
+fn images_at_snapshots(journal: &Path) -> Vec<Vec<u8>> {
+    let mut reader = JournalReader::open(journal).unwrap();
+    let mut image = MemoryImage::new();
+    let mut images = Vec::new();
+    while let Some(record) = reader.read_next().unwrap() {
+        match &record.entry {
+            JournalEntry::UpdateMemoryRegionV1(region) => image.apply(region).unwrap(),
+            JournalEntry::SnapshotV1(_) => {
+                let mut bytes = image.as_bytes().to_vec();
+                while bytes.last() == Some(&0) {
+                    bytes.pop();
+                }
+                images.push(bytes);
+            }
+            _ => {}
+        }
+    }
+    images
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(at) => format!("first difference at byte {at} (page {})", at / 4096),
+        None => format!("lengths {} and {}", a.len(), b.len()),
+    }
+}
+
+#[test]
+fn tracked_pages_restore_the_same_memory_as_comparing() {
+    let module = fixture("pages.async.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(dir.path().join("data/input"), &data).unwrap();
+    let mut kernel_seen = false;
+    for seed in 1..=6u32 {
+        let seed = seed.to_string();
+        let program = [module.as_str(), &seed, STEPS, "/data/input"];
+        let dir_arg = ["--dir", "data::/data"];
+        // Without snapshots: the output every other run must print.
+        let (code, expected, stderr) = wasnap(
+            dir.path(),
+            true,
+            &[&dir_arg[..], &program[..]].concat(),
+        );
+        assert_eq!(code, 0, "{stderr}");
+        let mut per_mode = Vec::new();
+        for kernel in [true, false] {
+            let journal = dir.path().join(format!("whole-{seed}-{kernel}"));
+            let j = journal.to_str().unwrap();
+            let args = [&["-v", "--journal", j, "--snapshot-on", "explicit"][..], &dir_arg, &program].concat();
+            let (code, out, stderr) = wasnap(dir.path(), kernel, &args);
+            assert_eq!(code, 0, "{stderr}");
+            assert_eq!(out, expected, "seed {seed}, kernel {kernel}");
+            let tracked = stderr.contains("(written pages tracked by the kernel)");
+            if kernel {
+                kernel_seen |= tracked;
+            } else {
+                assert!(!tracked && stderr.contains("(memory compared with the previous snapshot)"), "{stderr}");
+            }
+            per_mode.push(images_at_snapshots(&journal));
+        }
+        let (tracked, compared) = (&per_mode[0], &per_mode[1]);
+        assert_eq!(tracked.len(), compared.len());
+        assert_eq!(tracked.len(), 9, "one snapshot per step");
+        for (k, (a, b)) in tracked.iter().zip(compared).enumerate() {
+            assert!(
+                a == b,
+                "seed {seed}, snapshot {k}: tracked and compared memory differ: {}",
+                first_difference(a, b)
+            );
+        }
+        // A chain of resumes, each stopping after its snapshot: memory is
+        // mapped from the journal and written over the mapping.
+        for kernel in [true, false] {
+            let journal = dir.path().join(format!("chain-{seed}-{kernel}"));
+            let j = journal.to_str().unwrap();
+            let args = [
+                &["-v", "--journal", j, "--snapshot-on", "explicit", "--stop-after-snapshot"][..],
+                &dir_arg,
+                &program,
+            ]
+            .concat();
+            let mut output = String::new();
+            for round in 0..=9 {
+                let (code, out, stderr) = wasnap(dir.path(), kernel, &args);
+                output.push_str(&out);
+                if round > 0 && kernel {
+                    assert!(stderr.contains("mapped from the journal"), "{stderr}");
+                }
+                if code == 0 && round == 9 {
+                    break;
+                }
+                assert_eq!(code, 0, "round {round}: {stderr}");
+            }
+            assert_eq!(output, expected, "seed {seed}: the chain's output");
+            let chained = images_at_snapshots(&journal);
+            assert_eq!(chained.len(), 9);
+            for (k, (a, b)) in chained.iter().zip(compared).enumerate() {
+                assert!(
+                    a == b,
+                    "seed {seed}, kernel {kernel}, snapshot {k} of the chain differs: {}",
+                    first_difference(a, b)
+                );
+            }
+        }
+    }
+    let required = std::env::var_os("WASNAP_REQUIRE_DIRTY_TRACKING").is_some();
+    assert!(
+        kernel_seen || !required,
+        "the kernel did not track written pages (WASNAP_REQUIRE_DIRTY_TRACKING is set)"
+    );
+}
