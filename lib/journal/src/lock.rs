@@ -108,7 +108,13 @@ mod tests {
         }
         assert!(refused.to_string().contains("one writer at a time"));
         drop(first);
-        lock_for_writing(&second, &path).unwrap();
+        // Released once every copy of the first description is closed: a
+        // test spawning a process meanwhile holds a copy until its exec.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while lock_for_writing(&second, &path).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the lock was never released");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Program {
         } else {
             wasm
         };
+        eprintln!("T rewrite {:?}", started.elapsed());
         let (module, outcome) =
             cache
                 .load_or_compile(&engine, bytes)
@@ -88,6 +89,9 @@ impl Program {
                     module: name.clone(),
                     source,
                 })?;
+        eprintln!("T cache {:?}", started.elapsed());
+        let h = module_hash(wasm);
+        eprintln!("T hash {:?} {}", started.elapsed(), h[0]);
         Ok(Program {
             label: name.clone(),
             name,

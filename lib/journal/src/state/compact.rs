@@ -68,6 +68,7 @@ impl State {
             out.push(CloseFileDescriptorV1 { fd: SCRATCH_FD }.into());
         }
         let groups = self.descriptor_groups();
+        let parking = parking_numbers(&groups);
         let node_of = |id: &DescriptionId| match self.descriptions[id].target {
             Target::Node(node) => Some(node),
             _ => None,
@@ -80,10 +81,10 @@ impl State {
         };
         // Descriptors on things that existed before and are deleted: opened
         // (parked) while the path still exists.
-        for (id, fds) in groups.iter() {
+        for (rank, (id, fds)) in groups.iter().enumerate() {
             if let Some(node) = node_of(id) {
                 if deleted_original(node) {
-                    let parked = parking_fd(fds[0]);
+                    let parked = parking[rank];
                     self.push_open(
                         &mut out,
                         parked,
@@ -214,12 +215,12 @@ impl State {
             }
         }
         // Every other open node, parked.
-        for (id, fds) in groups.iter() {
+        for (rank, (id, _)) in groups.iter().enumerate() {
             if let Some(node) = node_of(id) {
                 if !deleted_original(node) {
                     self.push_open(
                         &mut out,
-                        parking_fd(fds[0]),
+                        parking[rank],
                         node,
                         &self.descriptions[id],
                         &scratch_names,
@@ -249,13 +250,13 @@ impl State {
             });
         }
         // Roots and streams that moved: parked.
-        for (id, fds) in groups.iter() {
+        for (rank, (id, fds)) in groups.iter().enumerate() {
             if let Target::Root(original) | Target::Stdio(original) = self.descriptions[id].target {
                 if !fds.contains(&original) {
                     out.push(
                         DuplicateFileDescriptorV1 {
                             original_fd: original,
-                            copied_fd: parking_fd(fds[0]),
+                            copied_fd: parking[rank],
                             cloexec: false,
                         }
                         .into(),
@@ -275,8 +276,8 @@ impl State {
             }
         }
         // Everything into place.
-        for (id, fds) in groups.iter() {
-            self.push_placement(&mut out, *id, fds);
+        for (rank, (id, fds)) in groups.iter().enumerate() {
+            self.push_placement(&mut out, *id, fds, parking[rank]);
         }
 
         // Memory: non-zero pages.
@@ -436,6 +437,7 @@ impl State {
         out: &mut Vec<JournalEntry<'static>>,
         id: DescriptionId,
         fds: &[u32],
+        parked: u32,
     ) {
         let description = &self.descriptions[&id];
         let stays = match description.target {
@@ -449,18 +451,13 @@ impl State {
             None => {
                 out.push(
                     DuplicateFileDescriptorV1 {
-                        original_fd: parking_fd(fds[0]),
+                        original_fd: parked,
                         copied_fd: fds[0],
                         cloexec: false,
                     }
                     .into(),
                 );
-                out.push(
-                    CloseFileDescriptorV1 {
-                        fd: parking_fd(fds[0]),
-                    }
-                    .into(),
-                );
+                out.push(CloseFileDescriptorV1 { fd: parked }.into());
                 fds[0]
             }
         };
@@ -510,11 +507,24 @@ impl State {
     }
 }
 
-/// Where a description waits while descriptor numbers are rebuilt: a number
-/// derived from the lowest descriptor it will end up at, so that the same
-/// state always compacts to the same entries.
-pub(super) fn parking_fd(first_fd: u32) -> u32 {
-    SCRATCH_FD - 1 - first_fd % (SCRATCH_FD - SCRATCH_FLOOR - 1)
+/// Where each description (of `groups`, in order) waits while descriptor
+/// numbers are rebuilt: a number derived from the lowest descriptor it will
+/// end up at, so that the same state always compacts to the same entries;
+/// when two would share one (descriptors equal modulo the parking range),
+/// the later takes the next free number below.
+pub(super) fn parking_numbers(groups: &[(DescriptionId, Vec<u32>)]) -> Vec<u32> {
+    let range = SCRATCH_FD - SCRATCH_FLOOR - 1;
+    let mut taken = BTreeSet::new();
+    groups
+        .iter()
+        .map(|(_, fds)| {
+            let mut slot = fds[0] % range;
+            while !taken.insert(slot) {
+                slot = (slot + 1) % range;
+            }
+            SCRATCH_FD - 1 - slot
+        })
+        .collect()
 }
 
 pub(super) fn open_entry(fd: u32, location: &Location, o_flags: u16) -> JournalEntry<'static> {
