@@ -77,8 +77,13 @@ impl ModuleCache {
         std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/wasnap/modules"))
     }
 
-    fn key(engine: &Engine, wasm: &[u8]) -> String {
-        let module = blake3::hash(wasm);
+    /// The artifact's file name: the module's bytes, what was done to them
+    /// before compiling (`variant`), and the engine.
+    fn key(engine: &Engine, wasm: &[u8], variant: &str) -> String {
+        let mut module = blake3::Hasher::new();
+        module.update(wasm);
+        module.update(variant.as_bytes());
+        let module = module.finalize();
         let mut hasher = blake3::Hasher::new();
         hasher.update(engine.deterministic_id().as_bytes());
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
@@ -98,13 +103,37 @@ impl ModuleCache {
         engine: &Engine,
         wasm: &[u8],
     ) -> Result<(Module, CacheOutcome), CompileError> {
-        if !wasm.starts_with(b"\0asm") {
+        if let Some(module) = self.lookup(engine, wasm, "") {
+            return Ok((module, CacheOutcome::Hit));
+        }
+        self.compile_and_store(engine, wasm, "", wasm)
+    }
+
+    /// The cached module compiled from `wasm` after `variant` (a name for
+    /// a rewrite of its bytes, `""` for none), if the cache holds one that
+    /// passes its integrity check. Looking up costs a hash of `wasm`, not
+    /// the rewrite.
+    pub fn lookup(&self, engine: &Engine, wasm: &[u8], variant: &str) -> Option<Module> {
+        let dir = self.dir.as_ref()?;
+        let key = cache_key(dir).ok()?;
+        Self::load(engine, &dir.join(Self::key(engine, wasm, variant)), &key)
+    }
+
+    /// Compiles `compile` (the bytes `variant` made of `wasm`) and stores it
+    /// under `wasm` and `variant`.
+    pub fn compile_and_store(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        variant: &str,
+        compile: &[u8],
+    ) -> Result<(Module, CacheOutcome), CompileError> {
+        if !compile.starts_with(b"\0asm") {
             return Err(CompileError::NotWasm);
         }
         let Some(dir) = &self.dir else {
-            return Ok((compile(engine, wasm)?, CacheOutcome::Uncached));
+            return Ok((self::compile(engine, compile)?, CacheOutcome::Uncached));
         };
-        let path = dir.join(Self::key(engine, wasm));
         let key = match cache_key(dir) {
             Ok(key) => key,
             Err(e) => {
@@ -112,13 +141,11 @@ impl ModuleCache {
                     "module cache {} unusable, compiling without it: {e}",
                     dir.display()
                 );
-                return Ok((compile(engine, wasm)?, CacheOutcome::Uncached));
+                return Ok((self::compile(engine, compile)?, CacheOutcome::Uncached));
             }
         };
-        if let Some(module) = Self::load(engine, &path, &key) {
-            return Ok((module, CacheOutcome::Hit));
-        }
-        let module = compile(engine, wasm)?;
+        let path = dir.join(Self::key(engine, wasm, variant));
+        let module = self::compile(engine, compile)?;
         let outcome = match Self::store(&module, dir, &path, &key) {
             Ok(()) => CacheOutcome::Compiled,
             Err(e) => {
@@ -133,9 +160,7 @@ impl ModuleCache {
     }
 
     fn load(engine: &Engine, path: &Path, key: &[u8; 32]) -> Option<Module> {
-        let t = std::time::Instant::now();
         let bytes = fs::read(path).ok()?;
-        eprintln!("T  read {:?}", t.elapsed());
         if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
             return None;
         }
@@ -150,7 +175,6 @@ impl ModuleCache {
             );
             return None;
         }
-        eprintln!("T  mac {:?}", t.elapsed());
         // The artifact without a copy of its (tens of MB of) bytes.
         let artifact = bytes::Bytes::from(bytes).slice(HEADER..);
         // SAFETY: the artifact carries a MAC under this cache's secret key,
@@ -259,7 +283,7 @@ mod tests {
 
         // Flip one byte of the artifact: no checksum to fix up can make it
         // pass, since the MAC needs the key.
-        let path = modules.join(ModuleCache::key(&engine, &wasm));
+        let path = modules.join(ModuleCache::key(&engine, &wasm, ""));
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;

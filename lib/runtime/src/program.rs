@@ -66,14 +66,49 @@ impl Program {
         let name = name.into();
         let started = Instant::now();
         let engine = Engine::default();
-        // Every defined mutable global is exported at load time, so that a
-        // snapshot can save `__stack_pointer` and friends without special
-        // link flags. The journal identifies the module by its original bytes.
+        // The journal identifies the module by the SHA-256 of its original
+        // bytes: computed beside the load (a large module takes milliseconds
+        // of each).
+        let (hash, loaded) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| module_hash(wasm));
+            let loaded = Self::compile_cached(&name, wasm, &engine, cache);
+            (hashing.join(), loaded)
+        });
+        let (module, outcome) = loaded?;
+        Ok(Program {
+            label: name.clone(),
+            name,
+            engine,
+            module,
+            hash: hash.unwrap_or_else(|_| module_hash(wasm)),
+            load: LoadReport {
+                outcome,
+                elapsed: started.elapsed(),
+            },
+        })
+    }
+
+    /// The compiled module, from the cache or compiled (and cached).
+    ///
+    /// Every defined mutable global is exported at load time, so that a
+    /// snapshot can save `__stack_pointer` and friends without special link
+    /// flags. The cache is keyed by the original bytes and the rewrite's
+    /// name, so a hit skips the rewrite.
+    fn compile_cached(
+        name: &str,
+        wasm: &[u8],
+        engine: &Engine,
+        cache: &ModuleCache,
+    ) -> Result<(Module, CacheOutcome), ProcessError> {
+        const REWRITE: &str = "export-mutable-globals";
+        if let Some(module) = cache.lookup(engine, wasm, REWRITE) {
+            return Ok((module, CacheOutcome::Hit));
+        }
         let rewritten;
         let bytes = if wasm.starts_with(b"\0asm") {
             rewritten = wasnap_prepare::globals::export_mutable_globals(wasm)
                 .map_err(|source| ProcessError::Rewrite {
-                    module: name.clone(),
+                    module: name.to_owned(),
                     source,
                 })?
                 .wasm;
@@ -81,28 +116,12 @@ impl Program {
         } else {
             wasm
         };
-        eprintln!("T rewrite {:?}", started.elapsed());
-        let (module, outcome) =
-            cache
-                .load_or_compile(&engine, bytes)
-                .map_err(|source| ProcessError::Compile {
-                    module: name.clone(),
-                    source,
-                })?;
-        eprintln!("T cache {:?}", started.elapsed());
-        let h = module_hash(wasm);
-        eprintln!("T hash {:?} {}", started.elapsed(), h[0]);
-        Ok(Program {
-            label: name.clone(),
-            name,
-            engine,
-            module,
-            hash: module_hash(wasm),
-            load: LoadReport {
-                outcome,
-                elapsed: started.elapsed(),
-            },
-        })
+        cache
+            .compile_and_store(engine, wasm, REWRITE, bytes)
+            .map_err(|source| ProcessError::Compile {
+                module: name.to_owned(),
+                source,
+            })
     }
 
     /// The program's name: the file name of a loaded module (what `wasnap

@@ -81,7 +81,7 @@ impl State {
         };
         // Descriptors on things that existed before and are deleted: opened
         // (parked) while the path still exists.
-        for (rank, (id, fds)) in groups.iter().enumerate() {
+        for (rank, (id, _)) in groups.iter().enumerate() {
             if let Some(node) = node_of(id) {
                 if deleted_original(node) {
                     let parked = parking[rank];
