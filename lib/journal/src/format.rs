@@ -198,9 +198,10 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
 /// The magic as the little-endian word a reader sees at a record boundary.
 const MAGIC_WORD: u64 = u64::from_le_bytes(MAGIC);
 
-/// Checks the record at `pos`: length, checksum, trailer. Does not look at the
-/// tag's meaning or the payload's contents.
-fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
+/// Checks the record at `pos`: length, checksum (unless the record ends at or
+/// before `verified_to`: bytes this reader already checked), trailer. Does
+/// not look at the tag's meaning or the payload's contents.
+fn check_record(bytes: &[u8], pos: usize, verified_to: usize) -> Result<RawRecord, Damage> {
     let rest = &bytes[pos..];
     let available = rest.len() as u64;
     let Some(header_bytes) = rest.first_chunk::<RECORD_HEADER_LEN>() else {
@@ -221,10 +222,12 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<RawRecord, Damage> {
     // Cannot overflow or go out of bounds: record_len(size) <= available.
     let covered = RECORD_HEADER_LEN + padded_len(size) as usize;
     let (checked, trailer) = rest[..covered + RECORD_TRAILER_LEN].split_at(covered);
-    let stored = read_u32(trailer, 0);
-    let computed = crc32c::crc32c(checked);
-    if stored != computed {
-        return Err(Damage::Tail(TailDamage::CrcMismatch { stored, computed }));
+    if pos + covered + RECORD_TRAILER_LEN > verified_to {
+        let stored = read_u32(trailer, 0);
+        let computed = crc32c::crc32c(checked);
+        if stored != computed {
+            return Err(Damage::Tail(TailDamage::CrcMismatch { stored, computed }));
+        }
     }
     if read_u32(trailer, 4) != 0 {
         return Err(Damage::BadTrailer);
@@ -413,8 +416,16 @@ pub(crate) enum Step {
 }
 
 /// Reads the thing at `pos`. `expect_header` is true right after a magic.
-/// Errors carry the kind only; the caller adds the journal name and `pos`.
-pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step, ReadErrorKind> {
+/// `[0, verified_to)` holds whole records whose checksums this reader
+/// already verified in the same buffer (a second pass does not pay for them
+/// again). Errors carry the kind only; the caller adds the journal name and
+/// `pos`.
+pub(crate) fn step(
+    bytes: &[u8],
+    pos: usize,
+    expect_header: bool,
+    verified_to: usize,
+) -> Result<Step, ReadErrorKind> {
     let rest = bytes.len() - pos;
     if rest == 0 {
         if expect_header {
@@ -449,7 +460,7 @@ pub(crate) fn step(bytes: &[u8], pos: usize, expect_header: bool) -> Result<Step
             Err(ReadErrorKind::BadMagic)
         };
     }
-    let raw = match check_record(bytes, pos) {
+    let raw = match check_record(bytes, pos, verified_to) {
         Ok(raw) => raw,
         Err(Damage::BadTrailer) => return Err(ReadErrorKind::BadTrailer),
         Err(Damage::Tail(cause)) => {

@@ -100,6 +100,10 @@ struct Cursor {
     expect_header: bool,
     version: Option<u32>,
     torn_tail: Option<ReadError>,
+    /// Every record in `[0, verified_to)` of the current buffer passed its
+    /// checksum (read in order from the start): reading them again, after a
+    /// rewind, checks their structure but not their checksum again.
+    verified_to: usize,
 }
 
 pub(crate) fn map_file(file: &File, path: &Path) -> Result<OwnedBuffer, JournalError> {
@@ -273,6 +277,8 @@ impl JournalReader {
         }
         self.cursor.pos = self.cursor.pos.min(self.buf.len());
         self.cursor.torn_tail = None;
+        // A new view: nothing in it was verified.
+        self.cursor.verified_to = 0;
         Ok(())
     }
 
@@ -340,18 +346,30 @@ fn next_raw(
         kind,
     };
     loop {
-        match format::step(buf, cursor.pos, cursor.expect_header) {
+        let at = cursor.pos;
+        // Only a prefix read in order counts as verified.
+        let extend = |cursor: &mut Cursor, to: usize| {
+            if at <= cursor.verified_to {
+                cursor.verified_to = cursor.verified_to.max(to);
+            }
+        };
+        match format::step(buf, cursor.pos, cursor.expect_header, cursor.verified_to) {
             Ok(Step::End) => return Ok(None),
             Ok(Step::Magic { next }) => {
+                extend(cursor, next);
                 cursor.pos = next;
                 cursor.expect_header = true;
             }
             Ok(Step::Header { version, next }) => {
+                extend(cursor, next);
                 cursor.version = Some(version);
                 cursor.pos = next;
                 cursor.expect_header = false;
             }
-            Ok(Step::Record(raw)) => return Ok(Some(raw)),
+            Ok(Step::Record(raw)) => {
+                extend(cursor, raw.end);
+                return Ok(Some(raw));
+            }
             Err(kind @ ReadErrorKind::TornTail { .. }) => {
                 // A segment torn before its header record was complete is
                 // torn at its magic: nothing of it is usable.
