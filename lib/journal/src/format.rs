@@ -103,14 +103,19 @@ pub fn is_mapped_region(entry: &JournalEntry<'_>) -> bool {
     match entry {
         JournalEntry::UpdateMemoryRegionV1(r) => {
             r.compression == crate::entry::MemoryCompression::None.as_u8()
-                && r.start % PAGE_LEN == 0
                 && r.end >= r.start
-                && (r.end - r.start) % PAGE_LEN == 0
-                && r.end - r.start >= MAPPED_REGION_MIN_LEN
+                && is_mappable(r.start, r.end - r.start)
                 && r.data.len() as u64 == r.end - r.start
         }
         _ => false,
     }
+}
+
+/// Whether `len` bytes of memory at `start` are stored for mapping (the
+/// shape half of [`is_mapped_region`]): on a page, whole pages, at least
+/// [`MAPPED_REGION_MIN_LEN`].
+pub fn is_mappable(start: u64, len: u64) -> bool {
+    start % PAGE_LEN == 0 && len % PAGE_LEN == 0 && len >= MAPPED_REGION_MIN_LEN
 }
 
 /// Appends `entry` as one record: a zero header, the rkyv payload serialized

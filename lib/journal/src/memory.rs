@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::entry::{JournalEntry, MemoryCompression, UpdateMemoryRegionV1};
+use crate::entry::{MemoryCompression, UpdateMemoryRegionV1};
 
 /// Why a memory region entry could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,14 +117,14 @@ pub fn compressed_region(start: u64, bytes: &[u8]) -> UpdateMemoryRegionV1<'stat
 /// [`is_mapped_region`](crate::is_mapped_region)), LZ4-compressed (when that
 /// is smaller) otherwise. [`compressed`] turns a stored region into an
 /// archive's.
-pub fn stored_region(start: u64, bytes: Vec<u8>) -> UpdateMemoryRegionV1<'static> {
+pub fn stored_region(start: u64, bytes: Cow<'_, [u8]>) -> UpdateMemoryRegionV1<'_> {
     let region = UpdateMemoryRegionV1 {
         start,
         end: start + bytes.len() as u64,
         compression: MemoryCompression::None.as_u8(),
-        data: Cow::Owned(bytes),
+        data: bytes,
     };
-    if crate::format::is_mapped_region(&JournalEntry::UpdateMemoryRegionV1(region.clone())) {
+    if crate::format::is_mappable(start, region.end - start) {
         region
     } else {
         compressed_region(start, &region.data)

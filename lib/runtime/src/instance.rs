@@ -70,21 +70,13 @@ fn take_snapshot(
     let outcome = (|| {
         let captured = control.capture(&mut instance.store, now)?;
         let (buf, tracking) = (captured.buf, captured.tracking);
-        let entries = positions
-            .into_iter()
-            .chain(captured.entries)
-            .collect::<Vec<_>>();
         let writer = writer.ok_or(SnapshotError::NoJournal)?;
         let journal_before = writer.end_offset();
-        let mut regions = 0;
-        let mut memory_bytes = 0;
-        for entry in &entries {
-            if let JournalEntry::UpdateMemoryRegionV1(r) = entry {
-                regions += 1;
-                memory_bytes = memory_bytes.max(r.end);
-            }
+        for entry in &positions {
             writer.write(entry)?;
         }
+        let regions = captured.write(&instance.store, writer)?;
+        let memory_bytes = captured.runs.last().map_or(0, |r| r.end as u64);
         // A snapshot is complete only once it is on disk.
         writer.sync()?;
         control.push_stats(SnapshotStats {

@@ -459,15 +459,8 @@ impl SnapshotControl {
         if size >= PAGE {
             ranges.push(size - PAGE..size);
         }
+        let runs = merged(ranges);
         let mut entries = Vec::new();
-        for run in merged(ranges) {
-            let mut bytes = vec![0u8; run.len()];
-            view.read(run.start as u64, &mut bytes).map_err(engine)?;
-            entries.push(JournalEntry::UpdateMemoryRegionV1(stored_region(
-                run.start as u64,
-                bytes,
-            )));
-        }
         let read_u32 = |at: u32| -> Result<u32, SnapshotError> {
             let mut word = [0u8; 4];
             view.read(u64::from(at), &mut word)
@@ -501,8 +494,10 @@ impl SnapshotControl {
         }));
         Ok(Captured {
             buf,
+            runs,
             entries,
             tracking,
+            memory,
         })
     }
 
@@ -578,14 +573,49 @@ impl SnapshotControl {
     }
 }
 
-/// A snapshot's entries, built while the program is unwound.
+/// A snapshot, found while the program is unwound: the memory to store
+/// (written straight from linear memory by [`Captured::write`]), then the
+/// thread state and the marker.
 pub(crate) struct Captured {
     /// The unwind buffer (the rewind starts from it).
     pub buf: u32,
-    /// Memory regions, thread state and marker.
+    /// Byte ranges of memory that changed, sorted, apart.
+    pub runs: Vec<Range<usize>>,
+    /// Thread state and marker.
     pub entries: Vec<JournalEntry<'static>>,
     /// How the changed memory was found.
     pub tracking: DirtyTracking,
+    /// The memory the runs are in.
+    pub memory: Memory,
+}
+
+impl Captured {
+    /// Writes the changed memory, as regions borrowed from linear memory
+    /// (no copy of it is made before the journal's), then the thread state
+    /// and the marker. Returns the number of regions.
+    pub(crate) fn write(
+        &self,
+        store: &impl wasmer::AsStoreRef,
+        writer: &wasnap_journal::JournalWriter,
+    ) -> Result<usize, SnapshotError> {
+        let view = self.memory.view(store);
+        // SAFETY: the program is unwound and stays so until the rewind: no
+        // guest code or host call runs, so nothing writes linear memory
+        // while this slice is alive, and the memory is not grown (the view
+        // and the store are borrowed for the whole loop).
+        let memory = unsafe { view.data_unchecked() };
+        for run in &self.runs {
+            let bytes = memory
+                .get(run.clone())
+                .ok_or_else(|| SnapshotError::Engine("a changed range lies outside memory".into()))?;
+            let region = stored_region(run.start as u64, std::borrow::Cow::Borrowed(bytes));
+            writer.write(&JournalEntry::UpdateMemoryRegionV1(region))?;
+        }
+        for entry in &self.entries {
+            writer.write(entry)?;
+        }
+        Ok(self.runs.len())
+    }
 }
 
 /// Sorted, overlapping or touching ranges joined.

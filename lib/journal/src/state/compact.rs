@@ -300,7 +300,7 @@ impl State {
             {
                 end = (end + MEMORY_PAGE).min(image.len());
             }
-            out.push(stored_region(start as u64, image[start..end].to_vec()).into());
+            out.push(stored_region(start as u64, Cow::Owned(image[start..end].to_vec())).into());
             page = end.div_ceil(MEMORY_PAGE);
         }
         for thread in self.threads.values() {
