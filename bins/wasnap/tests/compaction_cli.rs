@@ -167,3 +167,74 @@ fn a_temporary_left_by_a_killed_compaction_is_removed_by_the_next() {
     assert!(busy.exists(), "a temporary still being written was removed");
     drop(held);
 }
+
+/// `kill -9` at random moments of an in-place compaction, 100 times
+/// (`WASNAP_COMPACTION_KILLS` for more): the journal is always either the
+/// original, byte for byte, or the whole compaction (the rename is the
+/// only step that changes it); the next compaction removes what the killed
+/// one left and gives the same result.
+#[test]
+fn kill_9_during_compaction_leaves_the_original_or_the_whole_result() {
+    let rounds: u64 = std::env::var("WASNAP_COMPACTION_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.journal");
+    let run = wasnap(dir.path())
+        .arg("run")
+        .arg("--journal")
+        .arg(&original)
+        .args(["--snapshot-on", "explicit", &fixture("explicit.async.wasm"), "3", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let original_bytes = std::fs::read(&original).unwrap();
+    let reference = dir.path().join("reference.journal");
+    compact(dir.path(), &original, &reference);
+    let compacted_bytes = std::fs::read(&reference).unwrap();
+    assert_ne!(original_bytes, compacted_bytes);
+
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let journal = work.join("j.journal");
+    let mut moments = common::Moments(0x9e37_79b9_7f4a_7c15);
+    let (mut intact, mut replaced, mut finished) = (0, 0, 0);
+    for round in 0..rounds {
+        std::fs::write(&journal, &original_bytes).unwrap();
+        let mut child = wasnap(&work)
+            .args(["journal", "compact"])
+            .arg(&journal)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(moments.below(250_000)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        finished += u32::from(status.success());
+        let now = std::fs::read(&journal).unwrap();
+        if now == original_bytes {
+            intact += 1;
+        } else {
+            assert!(
+                now == compacted_bytes,
+                "round {round}: the journal is neither the original nor the compaction ({} bytes)",
+                now.len()
+            );
+            replaced += 1;
+        }
+        // The next compaction cleans up and completes.
+        compact(&work, &journal, &journal);
+        let left: Vec<String> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "j.journal")
+            .collect();
+        assert!(left.is_empty(), "round {round}: left behind: {left:?}");
+        let again = std::fs::read(&journal).unwrap();
+        assert!(again == compacted_bytes, "round {round}: the next compaction differs");
+    }
+    println!("{rounds} kills: {intact} left the original, {replaced} the whole compaction ({finished} had finished)");
+    assert!(intact > 0, "no kill landed before the rename: the test proves nothing");
+}
