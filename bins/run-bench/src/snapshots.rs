@@ -59,10 +59,10 @@ pub fn run(json: bool) {
     let path = dir.path().join("snap.journal");
     let dirty = load("dirty.async.wasm");
     if !json {
-        println!("snapshot pause (unwind end to journal synced) by heap size and share of memory changed since the previous snapshot:");
+        println!("snapshot pause (unwind end to the journal handed to the OS; then synced to disk while the program runs) by heap size and share of memory changed since the previous snapshot:");
         println!(
-            "  {:>8} {:>8} {:>12} {:>14} {:>16} {:>14}",
-            "heap", "changed", "first pause", "later pauses", "journal/snapshot", "regions"
+            "  {:>8} {:>8} {:>12} {:>14} {:>14} {:>16} {:>8}  tracking",
+            "heap", "changed", "first pause", "later pauses", "later on disk", "journal/snapshot", "regions"
         );
     }
     for heap in [16u64, 64, 256] {
@@ -81,6 +81,10 @@ pub fn run(json: bool) {
             let mut pauses: Vec<Duration> = later.iter().map(|s| s.pause).collect();
             pauses.sort();
             let median = pauses[pauses.len() / 2];
+            let mut on_disk: Vec<Duration> = later.iter().filter_map(|s| s.on_disk_after).collect();
+            on_disk.sort();
+            let on_disk = on_disk.get(on_disk.len() / 2).copied().unwrap_or_default();
+            let tracking = stats[0].tracking;
             let bytes = later.iter().map(|s| s.journal_bytes).sum::<u64>() / later.len() as u64;
             let regions = later.iter().map(|s| s.regions).sum::<usize>() / later.len();
             if json {
@@ -88,18 +92,24 @@ pub fn run(json: bool) {
                     "{}",
                     serde_json::json!({"case": "snapshot pause", "heap_mib": heap, "changed_percent": percent,
                         "first_pause_ms": ms(stats[0].pause), "later_pause_median_ms": ms(median),
+                        "later_on_disk_median_ms": ms(on_disk), "tracking": tracking.to_string(),
                         "journal_bytes_per_snapshot": bytes, "regions_per_snapshot": regions,
                         "memory_bytes": stats[0].memory_bytes})
                 );
             } else {
                 println!(
-                    "  {:>5} MiB {:>7}% {:>9.1} ms {:>11.1} ms {:>13.2} MB {:>14}",
+                    "  {:>5} MiB {:>7}% {:>9.1} ms {:>11.1} ms {:>11.1} ms {:>13.2} MB {:>8}  {}",
                     heap,
                     percent,
                     ms(stats[0].pause),
                     ms(median),
+                    ms(on_disk),
                     bytes as f64 / 1e6,
-                    regions
+                    regions,
+                    match tracking {
+                        wasnap_runtime::DirtyTracking::Kernel => "kernel",
+                        wasnap_runtime::DirtyTracking::Compare => "compare",
+                    }
                 );
             }
         }

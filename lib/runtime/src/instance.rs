@@ -77,15 +77,20 @@ fn take_snapshot(
         }
         let regions = captured.write(&instance.store, writer)?;
         let memory_bytes = captured.runs.last().map_or(0, |r| r.end as u64);
-        // A snapshot is complete only once it is on disk.
-        writer.sync()?;
+        // The operating system has the snapshot (a crash of this process
+        // cannot lose it); the program goes on while it reaches the disk.
+        // A snapshot is complete on disk once that sync ends: the next
+        // snapshot, and the end of the run, wait for it.
+        writer.flush()?;
         control.push_stats(SnapshotStats {
             pause: started.elapsed(),
             memory_bytes,
             regions,
             journal_bytes: writer.end_offset() - journal_before,
             tracking,
+            on_disk_after: None,
         });
+        control.sync_in_background(writer.clone(), started)?;
         Ok(buf)
     })();
     let result = match outcome {

@@ -414,6 +414,14 @@ impl Process {
         if let Some(done) = sigint_done {
             done.store(true, Ordering::SeqCst);
         }
+        // The last snapshot reaches the disk before the run reports; if it
+        // cannot, the run did not end well, whatever the program did.
+        if let Err(e) = self.instance.points_mut().wait_for_disk() {
+            status = ExitStatus::Trapped {
+                message: format!("the last snapshot is not on disk: {e}"),
+                backtrace: Vec::new(),
+            };
+        }
         let journal = match self.journal {
             Some((writer, reader)) => {
                 // Best effort: a journal that cannot be flushed already

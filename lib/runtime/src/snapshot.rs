@@ -114,6 +114,16 @@ pub struct SnapshotStats {
     pub journal_bytes: u64,
     /// How the changed memory was found.
     pub tracking: DirtyTracking,
+    /// From the end of the unwind to the snapshot on disk (synced in the
+    /// background while the program runs on); known once that sync ended.
+    pub on_disk_after: Option<std::time::Duration>,
+}
+
+/// The snapshot being synced to disk in the background.
+struct PendingSync {
+    /// Index of its figures in `stats`.
+    index: usize,
+    thread: std::thread::JoinHandle<Result<Duration, wasnap_journal::JournalError>>,
 }
 
 /// The triggers armed in one process (from its [`SnapshotPolicy`]).
@@ -157,6 +167,8 @@ pub struct SnapshotControl {
     restore_rewind_from: Option<Instant>,
     /// How long the rewind into the restored snapshot took.
     restore_rewind: Option<Duration>,
+    /// The last snapshot's sync to disk, while it runs.
+    pending_sync: Option<PendingSync>,
     /// Without the kernel's tracking: memory as of the last snapshot (or
     /// restore), for diffs.
     previous: Vec<u8>,
@@ -238,6 +250,42 @@ impl SnapshotControl {
     /// Records the figures of a snapshot just written.
     pub(crate) fn push_stats(&mut self, stats: SnapshotStats) {
         self.stats.push(stats);
+    }
+
+    /// Syncs the journal to disk on a thread of its own, for the snapshot
+    /// whose figures were pushed last (its unwind ended at `started`); one
+    /// at a time: waits for the previous sync first.
+    pub(crate) fn sync_in_background(
+        &mut self,
+        writer: wasnap_journal::JournalWriter,
+        started: Instant,
+    ) -> Result<(), SnapshotError> {
+        self.wait_for_disk()?;
+        let thread = std::thread::Builder::new()
+            .name("wasnap-snapshot-sync".into())
+            .spawn(move || writer.sync().map(|()| started.elapsed()))
+            .map_err(|e| SnapshotError::Engine(format!("cannot start the sync thread: {e}")))?;
+        self.pending_sync = Some(PendingSync {
+            index: self.stats.len().saturating_sub(1),
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Waits until the last snapshot is on disk; its error, if the sync
+    /// failed (then the snapshot is not durable).
+    pub fn wait_for_disk(&mut self) -> Result<(), SnapshotError> {
+        let Some(pending) = self.pending_sync.take() else {
+            return Ok(());
+        };
+        let synced = pending
+            .thread
+            .join()
+            .map_err(|_| SnapshotError::Engine("the sync thread panicked".into()))??;
+        if let Some(stats) = self.stats.get_mut(pending.index) {
+            stats.on_disk_after = Some(synced);
+        }
+        Ok(())
     }
 
     /// Finds the asyncify exports, the exported mutable globals and the
