@@ -127,7 +127,11 @@ pub fn run(json: bool, repeat: usize) {
     };
     let process = Process::start(&program, ctx(b"hi\n"), options).expect("resumes");
     let timings = process.report().timings;
-    let resumed_memory = process.report().resumed.map(|r| r.figures).unwrap_or_default();
+    let resumed_memory = process
+        .report()
+        .resumed
+        .map(|r| r.figures)
+        .unwrap_or_default();
     let running = Instant::now();
     let report = process.run().expect("runs");
     let run = running.elapsed();

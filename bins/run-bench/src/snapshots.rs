@@ -62,7 +62,13 @@ pub fn run(json: bool) {
         println!("snapshot pause (unwind end to the journal handed to the OS; then synced to disk while the program runs) by heap size and share of memory changed since the previous snapshot:");
         println!(
             "  {:>8} {:>8} {:>12} {:>14} {:>14} {:>16} {:>8}  tracking",
-            "heap", "changed", "first pause", "later pauses", "later on disk", "journal/snapshot", "regions"
+            "heap",
+            "changed",
+            "first pause",
+            "later pauses",
+            "later on disk",
+            "journal/snapshot",
+            "regions"
         );
     }
     for heap in [16u64, 64, 256] {

@@ -185,7 +185,13 @@ fn kill_9_during_compaction_leaves_the_original_or_the_whole_result() {
         .arg("run")
         .arg("--journal")
         .arg(&original)
-        .args(["--snapshot-on", "explicit", &fixture("explicit.async.wasm"), "3", "4"])
+        .args([
+            "--snapshot-on",
+            "explicit",
+            &fixture("explicit.async.wasm"),
+            "3",
+            "4",
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
@@ -233,8 +239,14 @@ fn kill_9_during_compaction_leaves_the_original_or_the_whole_result() {
             .collect();
         assert!(left.is_empty(), "round {round}: left behind: {left:?}");
         let again = std::fs::read(&journal).unwrap();
-        assert!(again == compacted_bytes, "round {round}: the next compaction differs");
+        assert!(
+            again == compacted_bytes,
+            "round {round}: the next compaction differs"
+        );
     }
     println!("{rounds} kills: {intact} left the original, {replaced} the whole compaction ({finished} had finished)");
-    assert!(intact > 0, "no kill landed before the rename: the test proves nothing");
+    assert!(
+        intact > 0,
+        "no kill landed before the rename: the test proves nothing"
+    );
 }

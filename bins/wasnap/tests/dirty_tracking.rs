@@ -7,6 +7,8 @@
 //! memory from the journal and tracking writes over the mapping; and every
 //! run ends with the output of a run without snapshots.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -81,17 +83,19 @@ fn tracked_pages_restore_the_same_memory_as_comparing() {
         let program = [module.as_str(), &seed, STEPS, "/data/input"];
         let dir_arg = ["--dir", "data::/data"];
         // Without snapshots: the output every other run must print.
-        let (code, expected, stderr) = wasnap(
-            dir.path(),
-            true,
-            &[&dir_arg[..], &program[..]].concat(),
-        );
+        let (code, expected, stderr) =
+            wasnap(dir.path(), true, &[&dir_arg[..], &program[..]].concat());
         assert_eq!(code, 0, "{stderr}");
         let mut per_mode = Vec::new();
         for kernel in [true, false] {
             let journal = dir.path().join(format!("whole-{seed}-{kernel}"));
             let j = journal.to_str().unwrap();
-            let args = [&["-v", "--journal", j, "--snapshot-on", "explicit"][..], &dir_arg, &program].concat();
+            let args = [
+                &["-v", "--journal", j, "--snapshot-on", "explicit"][..],
+                &dir_arg,
+                &program,
+            ]
+            .concat();
             let (code, out, stderr) = wasnap(dir.path(), kernel, &args);
             assert_eq!(code, 0, "{stderr}");
             assert_eq!(out, expected, "seed {seed}, kernel {kernel}");
@@ -99,7 +103,10 @@ fn tracked_pages_restore_the_same_memory_as_comparing() {
             if kernel {
                 kernel_seen |= tracked;
             } else {
-                assert!(!tracked && stderr.contains("(memory compared with the previous snapshot)"), "{stderr}");
+                assert!(
+                    !tracked && stderr.contains("(memory compared with the previous snapshot)"),
+                    "{stderr}"
+                );
             }
             per_mode.push(images_at_snapshots(&journal));
         }
@@ -119,7 +126,14 @@ fn tracked_pages_restore_the_same_memory_as_comparing() {
             let journal = dir.path().join(format!("chain-{seed}-{kernel}"));
             let j = journal.to_str().unwrap();
             let args = [
-                &["-v", "--journal", j, "--snapshot-on", "explicit", "--stop-after-snapshot"][..],
+                &[
+                    "-v",
+                    "--journal",
+                    j,
+                    "--snapshot-on",
+                    "explicit",
+                    "--stop-after-snapshot",
+                ][..],
                 &dir_arg,
                 &program,
             ]

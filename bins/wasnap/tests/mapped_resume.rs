@@ -4,6 +4,8 @@
 //! instead and resumes the same, and a damaged or truncated memory record
 //! is an error naming the journal (or a re-execution), never a crash.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -60,12 +62,26 @@ fn resumes_map_memory_without_touching_the_journal() {
     let module = fixture("startup.async.wasm");
     let module = module.as_str();
     let expected = wasnap(dir.path(), &["run", module, "2"], b"hello\n");
-    assert_eq!(expected.status.code(), Some(0), "{}", text(&expected.stderr));
+    assert_eq!(
+        expected.status.code(),
+        Some(0),
+        "{}",
+        text(&expected.stderr)
+    );
     let base = dir.path().join("base");
     let b = base.to_str().unwrap();
     let snap = wasnap(
         dir.path(),
-        &["run", "--journal", b, "--snapshot-on", "first-stdin", "--stop-after-snapshot", module, "2"],
+        &[
+            "run",
+            "--journal",
+            b,
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            module,
+            "2",
+        ],
         b"",
     );
     assert_eq!(snap.status.code(), Some(0), "{}", text(&snap.stderr));
@@ -77,10 +93,17 @@ fn resumes_map_memory_without_touching_the_journal() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), text(&expected.stdout));
         // The 32 MiB index came from the file, mapped.
-        assert!(mapped_bytes(&text(&out.stderr)) >= 32 << 20, "{}", text(&out.stderr));
+        assert!(
+            mapped_bytes(&text(&out.stderr)) >= 32 << 20,
+            "{}",
+            text(&out.stderr)
+        );
     }
     // The program rewrote memory it had mapped; the journal is as it was.
-    assert!(std::fs::read(&base).unwrap() == before, "the journal changed");
+    assert!(
+        std::fs::read(&base).unwrap() == before,
+        "the journal changed"
+    );
 
     // A flipped byte in the mapped data: damage, named, exit 2.
     let (offset, len) = largest_mapped_region(&base);
@@ -89,7 +112,11 @@ fn resumes_map_memory_without_touching_the_journal() {
     bytes[(offset + len / 2) as usize] ^= 0x40;
     std::fs::write(&damaged, &bytes).unwrap();
     let d = damaged.to_str().unwrap();
-    let out = wasnap(dir.path(), &["run", "--journal-readonly", d, module, "2"], b"hello\n");
+    let out = wasnap(
+        dir.path(),
+        &["run", "--journal-readonly", d, module, "2"],
+        b"hello\n",
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(d), "{}", text(&out.stderr));
 
@@ -99,8 +126,16 @@ fn resumes_map_memory_without_touching_the_journal() {
     let cut = dir.path().join("cut");
     std::fs::write(&cut, &before[..(offset + len / 2) as usize]).unwrap();
     let c = cut.to_str().unwrap();
-    let out = wasnap(dir.path(), &["run", "--journal-readonly", c, module, "2"], b"hello\n");
-    assert!(out.status.code().is_some(), "ended by a signal: {:?}", out.status);
+    let out = wasnap(
+        dir.path(),
+        &["run", "--journal-readonly", c, module, "2"],
+        b"hello\n",
+    );
+    assert!(
+        out.status.code().is_some(),
+        "ended by a signal: {:?}",
+        out.status
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), text(&expected.stdout));
 }
@@ -112,13 +147,36 @@ fn an_archived_journal_is_copied_on_resume_and_resumes_the_same() {
     let module = module.as_str();
     let whole_journal = dir.path().join("whole");
     let w = whole_journal.to_str().unwrap();
-    let whole = wasnap(dir.path(), &["run", "--journal", w, "--snapshot-on", "explicit", module, "2", "8"], b"");
+    let whole = wasnap(
+        dir.path(),
+        &[
+            "run",
+            "--journal",
+            w,
+            "--snapshot-on",
+            "explicit",
+            module,
+            "2",
+            "8",
+        ],
+        b"",
+    );
     assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
     let base = dir.path().join("base");
     let b = base.to_str().unwrap();
     let first = wasnap(
         dir.path(),
-        &["run", "--journal", b, "--snapshot-on", "explicit", "--stop-after-snapshot", module, "2", "8"],
+        &[
+            "run",
+            "--journal",
+            b,
+            "--snapshot-on",
+            "explicit",
+            "--stop-after-snapshot",
+            module,
+            "2",
+            "8",
+        ],
         b"",
     );
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
@@ -134,11 +192,26 @@ fn an_archived_journal_is_copied_on_resume_and_resumes_the_same() {
     assert!(archived < stored / 4, "{archived} vs {stored}");
     let second = wasnap(
         dir.path(),
-        &["run", "-v", "--journal", a, "--snapshot-on", "explicit", module, "2", "8"],
+        &[
+            "run",
+            "-v",
+            "--journal",
+            a,
+            "--snapshot-on",
+            "explicit",
+            module,
+            "2",
+            "8",
+        ],
         b"",
     );
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    assert_eq!(mapped_bytes(&text(&second.stderr)), 0, "{}", text(&second.stderr));
+    assert_eq!(
+        mapped_bytes(&text(&second.stderr)),
+        0,
+        "{}",
+        text(&second.stderr)
+    );
     assert_eq!(
         format!("{}{}", text(&first.stdout), text(&second.stdout)),
         text(&whole.stdout)

@@ -115,7 +115,7 @@ pub fn is_mapped_region(entry: &JournalEntry<'_>) -> bool {
 /// shape half of [`is_mapped_region`]): on a page, whole pages, at least
 /// [`MAPPED_REGION_MIN_LEN`].
 pub fn is_mappable(start: u64, len: u64) -> bool {
-    start % PAGE_LEN == 0 && len % PAGE_LEN == 0 && len >= MAPPED_REGION_MIN_LEN
+    start.is_multiple_of(PAGE_LEN) && len.is_multiple_of(PAGE_LEN) && len >= MAPPED_REGION_MIN_LEN
 }
 
 /// Appends `entry` as one record: a zero header, the rkyv payload serialized

@@ -112,7 +112,10 @@ mod tests {
         // test spawning a process meanwhile holds a copy until its exec.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while lock_for_writing(&second, &path).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the lock was never released");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never released"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

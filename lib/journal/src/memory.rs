@@ -133,7 +133,9 @@ pub fn stored_region(start: u64, bytes: Cow<'_, [u8]>) -> UpdateMemoryRegionV1<'
 
 /// `region` LZ4-compressed when that is smaller (for archives: resume then
 /// copies it instead of mapping it); a compressed region stays as it is.
-pub fn compressed(region: UpdateMemoryRegionV1<'_>) -> Result<UpdateMemoryRegionV1<'static>, MemoryError> {
+pub fn compressed(
+    region: UpdateMemoryRegionV1<'_>,
+) -> Result<UpdateMemoryRegionV1<'static>, MemoryError> {
     if region.compression != MemoryCompression::None.as_u8() {
         return Ok(crate::field::IntoOwned::into_owned(region));
     }
@@ -297,9 +299,9 @@ impl MemoryLayers {
         let source = match shared {
             Some((_, Some(span)))
                 if uncompressed
-                    && start % PAGE == 0
-                    && (end.saturating_sub(start)) % PAGE == 0
-                    && span.offset % PAGE == 0
+                    && start.is_multiple_of(PAGE)
+                    && (end.saturating_sub(start)).is_multiple_of(PAGE)
+                    && span.offset.is_multiple_of(PAGE)
                     && end >= start
                     && end <= MAX_MEMORY
                     && region.data.len() as u64 == end - start =>

@@ -351,9 +351,13 @@ impl JournalWriter {
         let mut guard = lock(&shared.state);
         let state = &mut *guard;
         state.poisoned(&shared.name)?;
-        let offset_in_batch =
-            format::append_entry(&mut state.batch, entry, &mut state.arena.0, state.batch_start)
-                .map_err(|e| encode_error(&shared.name, entry, e))?;
+        let offset_in_batch = format::append_entry(
+            &mut state.batch,
+            entry,
+            &mut state.arena.0,
+            state.batch_start,
+        )
+        .map_err(|e| encode_error(&shared.name, entry, e))?;
         let span = RecordSpan {
             start: state.batch_start + offset_in_batch as u64,
             end: state.batch_start + state.batch.len() as u64,

@@ -456,7 +456,10 @@ fn checksums_skipped_by_a_seek_are_verified_after_a_rewind() {
         let (read, error) = read_until_error(&mut reader);
         assert!(read.is_empty(), "{storage:?}");
         assert!(
-            matches!(error.map(|e| e.kind), Some(ReadErrorKind::CrcMismatch { .. })),
+            matches!(
+                error.map(|e| e.kind),
+                Some(ReadErrorKind::CrcMismatch { .. })
+            ),
             "{storage:?}: the damaged record was not checked"
         );
         // And an intact journal read twice gives the same entries.

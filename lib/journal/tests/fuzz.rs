@@ -271,9 +271,15 @@ fn fuzz_replay_and_compaction() {
             Ok(again) => assert_eq!(again.end.summary(), original.end.summary()),
             Err((offset, e)) => {
                 let show = |r: &[(u64, JournalEntry<'static>)]| {
-                    r.iter().map(|(o, e)| format!("  {o}: {e}\n")).collect::<String>()
+                    r.iter()
+                        .map(|(o, e)| format!("  {o}: {e}\n"))
+                        .collect::<String>()
                 };
-                let original: Vec<_> = entries.iter().enumerate().map(|(i, e)| (8 * (i as u64 + 1), e.clone())).collect();
+                let original: Vec<_> = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (8 * (i as u64 + 1), e.clone()))
+                    .collect();
                 panic!(
                     "a compacted history does not replay: {offset}: {e}\noriginal:\n{}compacted:\n{}",
                     show(&original),

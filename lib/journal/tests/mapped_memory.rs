@@ -3,17 +3,16 @@
 //! (mapped pages, then copies) gives the same bytes as applying every region
 //! in order.
 
+#![allow(clippy::unwrap_used)]
+
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 
 use proptest::prelude::*;
-use wasnap_journal::memory::{
-    compressed_region, MemoryImage, MemoryLayers, RestoreStep,
-};
+use wasnap_journal::memory::{compressed_region, MemoryImage, MemoryLayers, RestoreStep};
 use wasnap_journal::{
     is_mapped_region, ClockSetV1, EntryKind, Journal, JournalEntry, JournalOptions, JournalReader,
-    WriteJournal,
-    UpdateMemoryRegionV1, PAGE_LEN,
+    UpdateMemoryRegionV1, WriteJournal, PAGE_LEN,
 };
 
 fn raw_region(start: u64, bytes: Vec<u8>) -> JournalEntry<'static> {
@@ -74,7 +73,7 @@ fn layers_of(entries: &[JournalEntry<'static>]) -> (MemoryLayers, MemoryImage, u
                 if is_mapped_region(&record.entry) {
                     let (_, span) = backing.share(&region.data).unwrap();
                     let offset = span.unwrap().offset;
-                    assert_eq!(offset as u64 % PAGE_LEN, 0, "mapped data is page-aligned");
+                    assert_eq!(offset % PAGE_LEN, 0, "mapped data is page-aligned");
                 }
                 let shared = backing.share(&region.data);
                 layers.push(region, shared).unwrap();
@@ -149,7 +148,11 @@ fn a_padding_record_is_exactly_the_gap() {
             .collect();
         entries.push(raw_region(0, vec![1u8; 16 * 4096]));
         let (layers, _, paddings) = layers_of(&entries);
-        assert_eq!(layers.mapped_bytes(), 16 * PAGE_LEN, "{before} records before");
+        assert_eq!(
+            layers.mapped_bytes(),
+            16 * PAGE_LEN,
+            "{before} records before"
+        );
         assert!(paddings <= 1);
     }
     assert!(EntryKind::ALL.contains(&EntryKind::PaddingV1));
@@ -161,7 +164,9 @@ fn region_strategy() -> impl Strategy<Value = JournalEntry<'static>> {
         // Mapped: page-aligned, whole pages, at least 16.
         (0u64..48, 16u64..40, any::<u8>()).prop_map(move |(p, n, b)| raw_region(
             p * page,
-            (0..n * page).map(|i| b.wrapping_add((i / 97) as u8)).collect()
+            (0..n * page)
+                .map(|i| b.wrapping_add((i / 97) as u8))
+                .collect()
         )),
         // Copied: anywhere, small, compressed or not.
         (0u64..(90 * page), 1usize..9000, any::<u8>(), any::<bool>()).prop_map(
@@ -194,4 +199,3 @@ proptest! {
         prop_assert_eq!(any_mapped, mapped > 0);
     }
 }
-

@@ -114,7 +114,7 @@ impl DirtyTracker {
         if std::env::var_os(DISABLE_VAR).is_some_and(|v| v == "compare") {
             return Err(format!("turned off by {DISABLE_VAR}=compare"));
         }
-        if base as usize % PAGE != 0 || len % PAGE != 0 {
+        if !(base as usize).is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
             return Err("memory is not page-aligned".to_owned());
         }
         let uffd = open_uffd()?;
@@ -295,6 +295,7 @@ unsafe impl rustix::ioctl::Ioctl for Scan<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -362,14 +363,20 @@ mod tests {
                 return;
             }
         };
-        assert_eq!(pages(&tracker.take(32 * PAGE).unwrap()), Vec::<usize>::new());
+        assert_eq!(
+            pages(&tracker.take(32 * PAGE).unwrap()),
+            Vec::<usize>::new()
+        );
         memory.write(5 * PAGE + 7, 2);
         memory.write(6 * PAGE, 2);
         let _ = memory.read(9 * PAGE); // a read is not a write
         memory.write(31 * PAGE + 4095, 2);
         assert_eq!(pages(&tracker.take(32 * PAGE).unwrap()), vec![5, 6, 31]);
         // Marked again: nothing new.
-        assert_eq!(pages(&tracker.take(32 * PAGE).unwrap()), Vec::<usize>::new());
+        assert_eq!(
+            pages(&tracker.take(32 * PAGE).unwrap()),
+            Vec::<usize>::new()
+        );
         // Growth: populated pages of the new part are reported once, then
         // tracked like the rest.
         memory.write(40 * PAGE, 3);

@@ -65,10 +65,10 @@
 #![warn(missing_docs)]
 
 pub mod dirty;
-pub mod memory_map;
 mod error;
 mod instance;
 pub mod limits;
+pub mod memory_map;
 pub mod module_cache;
 pub mod policy;
 mod process;
@@ -81,14 +81,15 @@ pub mod tail;
 pub use error::ProcessError;
 pub use instance::Instance;
 pub use limits::{Limits, MemoryLimit};
+pub use memory_map::RestoreFigures;
 pub use module_cache::{CacheOutcome, CompileError, ModuleCache};
 pub use policy::{PolicyError, SnapshotPolicy};
 pub use process::{
-    BaseJournal, JournalTarget, Process, ProcessOptions, Resumed, RunReport, StartReport, StartTimings,
+    BaseJournal, JournalTarget, Process, ProcessOptions, Resumed, RunReport, StartReport,
+    StartTimings,
 };
 pub use program::{LoadReport, Program};
 pub use recorder::{module_hash, JournalRecorder};
 pub use replay::{ReplayError, ReplayOptions, ReplaySummary, ResumePoint};
-pub use memory_map::RestoreFigures;
 pub use snapshot::{DirtyTracking, SnapshotControl, SnapshotError, SnapshotStats};
 pub use tail::OnDivergence;

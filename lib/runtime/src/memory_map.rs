@@ -35,7 +35,9 @@ pub(crate) unsafe fn restore(
     size: usize,
     layers: &MemoryLayers,
 ) -> Result<RestoreFigures, String> {
-    if (base as usize) % crate::dirty::PAGE != 0 || size % crate::dirty::PAGE != 0 {
+    if !(base as usize).is_multiple_of(crate::dirty::PAGE)
+        || !size.is_multiple_of(crate::dirty::PAGE)
+    {
         return Err("linear memory is not page-aligned".to_owned());
     }
     if layers.len() > size as u64 {
@@ -86,7 +88,9 @@ pub(crate) unsafe fn restore(
                         offset,
                     )
                 }
-                .map_err(|e| format!("cannot map the memory region at file offset {offset}: {e}"))?;
+                .map_err(|e| {
+                    format!("cannot map the memory region at file offset {offset}: {e}")
+                })?;
                 figures.mapped_bytes += len;
             }
             RestoreStep::Copy { start, bytes } => {

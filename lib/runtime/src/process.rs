@@ -324,13 +324,12 @@ impl Process {
         report.timings.instantiate = instantiating.elapsed();
         if let Some(point) = resume_point {
             let restoring = std::time::Instant::now();
-            let figures =
-                instance::restore(&mut instance, &point.memory, &point.thread).map_err(|source| {
-                    ProcessError::Restore {
-                        module: name.clone(),
-                        source,
-                    }
-                })?;
+            let figures = instance::restore(&mut instance, &point.memory, &point.thread).map_err(
+                |source| ProcessError::Restore {
+                    module: name.clone(),
+                    source,
+                },
+            )?;
             report.timings.restore = restoring.elapsed();
             report.resumed = Some(Resumed {
                 marker_offset: point.marker_offset,

@@ -425,7 +425,11 @@ impl SnapshotControl {
         size: usize,
         view: &wasmer::MemoryView<'_>,
     ) -> Result<(Vec<Range<usize>>, DirtyTracking), SnapshotError> {
-        if self.tracker.as_ref().is_some_and(|t| t.base() != base as usize) {
+        if self
+            .tracker
+            .as_ref()
+            .is_some_and(|t| t.base() != base as usize)
+        {
             // The engine moved the memory: what was tracked is elsewhere.
             // Starting over reports every page that holds anything.
             self.tracker = None;
@@ -653,9 +657,9 @@ impl Captured {
         // and the store are borrowed for the whole loop).
         let memory = unsafe { view.data_unchecked() };
         for run in &self.runs {
-            let bytes = memory
-                .get(run.clone())
-                .ok_or_else(|| SnapshotError::Engine("a changed range lies outside memory".into()))?;
+            let bytes = memory.get(run.clone()).ok_or_else(|| {
+                SnapshotError::Engine("a changed range lies outside memory".into())
+            })?;
             let region = stored_region(run.start as u64, std::borrow::Cow::Borrowed(bytes));
             writer.write(&JournalEntry::UpdateMemoryRegionV1(region))?;
         }

@@ -384,9 +384,9 @@ pub fn run(options: RunOptions) -> Result<i32> {
             );
         }
         for (i, snapshot) in report.snapshots.iter().enumerate() {
-            let on_disk = snapshot
-                .on_disk_after
-                .map_or(String::new(), |d| format!(", on disk after {:.1} ms", d.as_secs_f64() * 1e3));
+            let on_disk = snapshot.on_disk_after.map_or(String::new(), |d| {
+                format!(", on disk after {:.1} ms", d.as_secs_f64() * 1e3)
+            });
             eprintln!(
                 "wasnap: snapshot {}: paused {:.1} ms{on_disk}, {} memory regions, {} journal bytes ({})",
                 i + 1,
