@@ -143,6 +143,24 @@ macro_rules! journal_entries {
                 Ok(())
             }
 
+            /// Serializes the payload through `writer` (see
+            /// [`encode_payload`](Self::encode_payload)), returning it.
+            pub(crate) fn encode_payload_to<W: rkyv::ser::Writer<rkyv::rancor::Error>>(
+                &self,
+                writer: W,
+                arena: &mut rkyv::ser::allocator::Arena,
+            ) -> Result<W, rkyv::rancor::Error> {
+                match self {
+                    $( JournalEntry::$name(v) => {
+                        rkyv::api::low::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+                            v,
+                            writer,
+                            arena.acquire(),
+                        )
+                    } )*
+                }
+            }
+
             /// Decodes a payload with rkyv's checked access. `Ok(None)` means the
             /// tag is not one this build knows. The result borrows from `payload`.
             pub(crate) fn decode_payload(

@@ -215,6 +215,21 @@ impl JournalEntry<'_> {
         }
     }
 
+    /// The entry's bulk bytes, if it carries them in one field (file and
+    /// socket data, memory, random bytes, inputs): what the writer can
+    /// write straight from the caller's buffer.
+    pub fn bulk_data(&self) -> Option<&[u8]> {
+        match self {
+            JournalEntry::UpdateMemoryRegionV1(e) => Some(&e.data),
+            JournalEntry::FileDescriptorWriteV1(e) => Some(&e.data),
+            JournalEntry::SocketSendV1(e) => Some(&e.data),
+            JournalEntry::SocketSendToV1(e) => Some(&e.data),
+            JournalEntry::RandomBytesV1(e) => Some(&e.data),
+            JournalEntry::InputReadV1(e) => Some(&e.data),
+            _ => None,
+        }
+    }
+
     /// The number of payload bytes (file data, memory, paths) the entry carries.
     /// Used for statistics; not the encoded size.
     pub fn data_len(&self) -> usize {

@@ -131,27 +131,148 @@ pub(crate) fn append_entry(
     base: u64,
 ) -> Result<usize, EncodeError> {
     let rollback = out.len();
-    if is_mapped_region(entry) {
-        let payload_at = base + out.len() as u64 + RECORD_HEADER_LEN as u64;
-        let mut gap = (PAGE_LEN - payload_at % PAGE_LEN) % PAGE_LEN;
-        if gap != 0 && gap < MIN_PADDING_RECORD_LEN {
-            gap += PAGE_LEN;
-        }
-        if gap != 0 {
-            let fill = vec![0u8; (gap - MIN_PADDING_RECORD_LEN) as usize];
-            let padding = JournalEntry::PaddingV1(crate::entry::PaddingV1 {
-                fill: std::borrow::Cow::Owned(fill),
-            });
-            append_one(out, &padding, arena)?;
-            debug_assert_eq!((out.len() - rollback) as u64, gap, "padding record length");
-        }
-    }
+    append_alignment(out, entry, arena, base)?;
     let start = out.len();
     if let Err(e) = append_one(out, entry, arena) {
         out.truncate(rollback);
         return Err(e);
     }
     Ok(start)
+}
+
+/// Before a mapped region (see [`is_mapped_region`]) whose record would
+/// start at journal offset `base + out.len()`: the `PaddingV1` record that
+/// puts its payload on a page boundary, if one is needed.
+fn append_alignment(
+    out: &mut Vec<u8>,
+    entry: &JournalEntry<'_>,
+    arena: &mut rkyv::ser::allocator::Arena,
+    base: u64,
+) -> Result<(), EncodeError> {
+    if !is_mapped_region(entry) {
+        return Ok(());
+    }
+    let payload_at = base + out.len() as u64 + RECORD_HEADER_LEN as u64;
+    let mut gap = (PAGE_LEN - payload_at % PAGE_LEN) % PAGE_LEN;
+    if gap != 0 && gap < MIN_PADDING_RECORD_LEN {
+        gap += PAGE_LEN;
+    }
+    if gap != 0 {
+        let before = out.len();
+        let fill = vec![0u8; (gap - MIN_PADDING_RECORD_LEN) as usize];
+        let padding = JournalEntry::PaddingV1(crate::entry::PaddingV1 {
+            fill: std::borrow::Cow::Owned(fill),
+        });
+        append_one(out, &padding, arena)?;
+        debug_assert_eq!((out.len() - before) as u64, gap, "padding record length");
+    }
+    Ok(())
+}
+
+/// Entries whose bulk data is at least this long are written straight
+/// from the caller's buffer instead of being copied into a batch.
+pub(crate) const DIRECT_WRITE_MIN: usize = 256 * 1024;
+
+/// A record encoded around its bulk data, which stays where the caller has
+/// it: the bytes of the file are `head ‖ data ‖ tail`.
+pub(crate) struct SplitRecord<'d> {
+    /// Alignment padding (if any), the record header, and the payload
+    /// bytes before the data.
+    pub head: Vec<u8>,
+    /// The entry's bulk data, not copied.
+    pub data: &'d [u8],
+    /// The payload bytes after the data, padding and trailer.
+    pub tail: Vec<u8>,
+    /// Where in `head` the entry's record starts.
+    pub start: usize,
+}
+
+impl SplitRecord<'_> {
+    /// Bytes the record (and its padding record) take in the journal.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.data.len() + self.tail.len()
+    }
+}
+
+/// rkyv's output with one slice left out: when the serializer writes
+/// exactly `skip` (same address and length: the bulk field's bytes), the
+/// position advances without copying them, and `split` marks the place.
+struct GapWriter<'s> {
+    bytes: Vec<u8>,
+    skip: &'s [u8],
+    split: Option<usize>,
+}
+
+impl rkyv::ser::Positional for GapWriter<'_> {
+    fn pos(&self) -> usize {
+        self.bytes.len() + self.split.map_or(0, |_| self.skip.len())
+    }
+}
+
+impl<E> rkyv::ser::Writer<E> for GapWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if self.split.is_none()
+            && !bytes.is_empty()
+            && std::ptr::eq(bytes.as_ptr(), self.skip.as_ptr())
+            && bytes.len() == self.skip.len()
+        {
+            self.split = Some(self.bytes.len());
+        } else {
+            self.bytes.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `entry` (whose record would start at journal offset `base`)
+/// around its bulk data `bulk` (see [`JournalEntry::bulk_data`]). `None`
+/// when the serializer did not write the data in one piece (then the
+/// caller copies it as usual).
+pub(crate) fn encode_split<'d>(
+    entry: &JournalEntry<'_>,
+    bulk: &'d [u8],
+    arena: &mut rkyv::ser::allocator::Arena,
+    base: u64,
+) -> Result<Option<SplitRecord<'d>>, EncodeError> {
+    let mut head = Vec::new();
+    append_alignment(&mut head, entry, arena, base)?;
+    let start = head.len();
+    head.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
+    // The payload's positions count from the record start, as in a batch
+    // (records start 8-aligned, so alignment is the same).
+    let writer = GapWriter {
+        bytes: std::mem::take(&mut head),
+        skip: bulk,
+        split: None,
+    };
+    let writer = entry
+        .encode_payload_to(writer, arena)
+        .map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    let Some(split) = writer.split else {
+        return Ok(None);
+    };
+    let mut head = writer.bytes;
+    let tail_payload = head.split_off(split);
+    let size = (head.len() - start - RECORD_HEADER_LEN + bulk.len() + tail_payload.len()) as u64;
+    if size > MAX_PAYLOAD_LEN {
+        return Err(EncodeError::TooLarge(size));
+    }
+    let header = u64::from(entry.kind().tag()) | (size << 16);
+    head[start..start + RECORD_HEADER_LEN].copy_from_slice(&header.to_le_bytes());
+    let mut tail = tail_payload;
+    tail.resize(tail.len() + (padded_len(size) - size) as usize, 0);
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c_append(crc32c::crc32c(&head[start..]), bulk),
+        &tail,
+    );
+    tail.extend_from_slice(&crc.to_le_bytes());
+    tail.extend_from_slice(&0u32.to_le_bytes());
+    Ok(Some(SplitRecord {
+        head,
+        data: bulk,
+        tail,
+        start,
+    }))
 }
 
 fn append_one(

@@ -120,10 +120,14 @@ struct IoThread {
     jobs: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
     handle: Option<JoinHandle<()>>,
+    /// The same open file (a duplicate: one file position), for records
+    /// written straight from the caller's buffer while the thread is idle.
+    direct: File,
 }
 
 impl IoThread {
     fn spawn(mut file: File, progress: Arc<IoProgress>) -> std::io::Result<Self> {
+        let direct = file.try_clone()?;
         let (jobs, queued) = mpsc::sync_channel::<Vec<u8>>(IO_QUEUE_DEPTH);
         let (recycle, spare) = mpsc::channel::<Vec<u8>>();
         let handle = std::thread::Builder::new()
@@ -152,6 +156,7 @@ impl IoThread {
             jobs: Some(jobs),
             spare,
             handle: Some(handle),
+            direct,
         })
     }
 }
@@ -216,6 +221,76 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
+    /// Writes a record straight from the caller's buffer: the batch goes to
+    /// the I/O thread first and is waited for (so records stay in order and
+    /// the thread is idle: the state lock keeps other writers out), then the
+    /// record is written through the duplicate handle, in one vectored
+    /// write where the kernel allows.
+    fn write_direct(
+        &mut self,
+        shared: &Shared,
+        split: format::SplitRecord<'_>,
+    ) -> Result<RecordSpan, JournalError> {
+        let target = self.drain(&shared.name, shared.progress.as_deref())?;
+        let progress = shared
+            .progress
+            .as_deref()
+            .expect("a file output has I/O progress");
+        if let Err((_, message)) = progress.wait(target) {
+            self.failed = Some(message);
+            return self.poisoned(&shared.name).map(|()| RecordSpan {
+                start: target,
+                end: target,
+            });
+        }
+        let Output::Io(io) = &mut self.output else {
+            unreachable!("direct writes go to files");
+        };
+        let mut parts = [
+            std::io::IoSlice::new(&split.head),
+            std::io::IoSlice::new(split.data),
+            std::io::IoSlice::new(&split.tail),
+        ];
+        let mut slices: &mut [std::io::IoSlice<'_>] = &mut parts;
+        let total = split.len() as u64;
+        while !slices.is_empty() {
+            match io.direct.write_vectored(slices) {
+                Ok(0) => {
+                    let message = "the journal file accepted no more bytes".to_owned();
+                    self.failed = Some(message);
+                    break;
+                }
+                Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let mut status = lock(&progress.status);
+        if let Some(message) = &self.failed {
+            // Part of the record may be in the file: a torn tail, which the
+            // next open cuts off. The writer takes nothing more.
+            status.failed = Some((std::io::ErrorKind::Other, message.clone()));
+            progress.changed.notify_all();
+            drop(status);
+            return self.poisoned(&shared.name).map(|()| RecordSpan {
+                start: target,
+                end: target,
+            });
+        }
+        status.written += total;
+        progress.changed.notify_all();
+        drop(status);
+        let start = self.batch_start + split.start as u64;
+        self.batch_start += total;
+        Ok(RecordSpan {
+            start,
+            end: self.batch_start,
+        })
+    }
+
     fn poisoned(&self, name: &str) -> Result<(), JournalError> {
         match &self.failed {
             Some(message) => Err(JournalError::Poisoned {
@@ -351,6 +426,19 @@ impl JournalWriter {
         let mut guard = lock(&shared.state);
         let state = &mut *guard;
         state.poisoned(&shared.name)?;
+        if let (Some(bulk), Output::Io(_)) = (
+            entry
+                .bulk_data()
+                .filter(|b| b.len() >= format::DIRECT_WRITE_MIN),
+            &state.output,
+        ) {
+            let base = state.batch_start + state.batch.len() as u64;
+            let split = format::encode_split(entry, bulk, &mut state.arena.0, base)
+                .map_err(|e| encode_error(&shared.name, entry, e))?;
+            if let Some(split) = split {
+                return state.write_direct(shared, split);
+            }
+        }
         let offset_in_batch = format::append_entry(
             &mut state.batch,
             entry,
