@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn golden() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/v2-all-entries.journal")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../../fixtures/golden/v{}-all-entries.journal",
+        wasnap_journal::FORMAT_VERSION
+    ))
 }
 
 fn wasnap(args: &[&str], path: &Path) -> Output {
@@ -25,7 +28,13 @@ fn inspect_summarizes_the_golden_journal() {
     let out = wasnap(&["journal", "inspect"], &golden());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("format version  2"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "format version  {}",
+            wasnap_journal::FORMAT_VERSION
+        )),
+        "{stdout}"
+    );
     let records = wasnap_journal::EntryKind::ALL.len();
     assert!(
         stdout.contains(&format!("records         {records} in")),
