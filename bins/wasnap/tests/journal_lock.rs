@@ -55,6 +55,17 @@ fn a_second_writer_and_a_compaction_are_refused_while_a_run_writes() {
         "{}",
         text(&compact.stderr)
     );
+    // Repair (which cuts torn tails) is a writer too.
+    let repair = wasnap(dir.path())
+        .args(["journal", "repair", j])
+        .output()
+        .unwrap();
+    assert_ne!(repair.status.code(), Some(0), "{}", text(&repair.stdout));
+    assert!(
+        text(&repair.stderr).contains(&holder),
+        "{}",
+        text(&repair.stderr)
+    );
     assert_eq!(
         std::fs::read(&journal).unwrap(),
         before,
@@ -112,6 +123,8 @@ fn fifos_devices_and_empty_files_are_not_journals() {
             "1",
         ],
         vec!["journal", "verify", "/dev/null"],
+        vec!["journal", "compact", fifo.to_str().unwrap()],
+        vec!["journal", "repair", fifo.to_str().unwrap()],
     ] {
         let out = wasnap(dir.path())
             .args(&args)

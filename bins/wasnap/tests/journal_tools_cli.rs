@@ -57,6 +57,17 @@ fn append(path: &Path, entries: &[JournalEntry<'_>]) {
         journal.write(entry).unwrap();
     }
     journal.commit().unwrap();
+    drop(journal);
+    // The writer lock goes with the last descriptor of the journal's open
+    // file, and another test's child holds copies of this process's
+    // descriptors between its fork and its exec: wait for that moment to
+    // pass before a command here takes the lock.
+    let file = std::fs::File::open(path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while wasnap_journal::lock::lock_for_writing(&file, path).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the lock stayed held");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub fn compact(
     // A journal being written is refused: its writer would go on appending
     // to what compaction replaces (or read past). Held until the end, so
     // no writer starts meanwhile.
+    wasnap_journal::lock::require_regular_file(source)?;
     let lock =
         std::fs::File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
     wasnap_journal::lock::lock_for_writing(&lock, source)?;

@@ -12,6 +12,13 @@ use crate::exit;
 /// Truncates a torn tail. Corruption in the middle is refused unless
 /// `truncate_at_corruption`, which drops everything from the first bad record.
 pub fn repair(path: &Path, truncate_at_corruption: bool) -> Result<u8> {
+    // A journal being written is refused: its writer would append after
+    // what is cut, or a cut would land under a running program's mapping.
+    // Held until the end, so no writer starts meanwhile.
+    wasnap_journal::lock::require_regular_file(path)?;
+    let lock =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    wasnap_journal::lock::lock_for_writing(&lock, path)?;
     let mut reader = open_reader(path)?.with_recovery(Recovery::StopAtTornTail);
     let length = reader.buffer().len() as u64;
     let mut records = 0u64;
