@@ -181,16 +181,44 @@ pub(crate) struct SplitRecord<'d> {
     pub head: Vec<u8>,
     /// The entry's bulk data, not copied.
     pub data: &'d [u8],
-    /// The payload bytes after the data, padding and trailer.
+    /// The payload bytes after the data, padding and trailer. The trailer's
+    /// checksum is zero until [`SplitRecord::seal`] puts it in.
     pub tail: Vec<u8>,
     /// Where in `head` the entry's record starts.
     pub start: usize,
+    /// CRC-32C of the record's bytes in `head` (from `start`): the trailer's
+    /// checksum goes on from here over `data` and `tail`.
+    pub head_crc: u32,
 }
 
 impl SplitRecord<'_> {
     /// Bytes the record (and its padding record) take in the journal.
     pub fn len(&self) -> usize {
         self.head.len() + self.data.len() + self.tail.len()
+    }
+
+    /// Where the checksum sits in `tail` (the trailer is the last 8 bytes).
+    fn checksum_at(&self) -> usize {
+        self.tail.len() - 8
+    }
+
+    /// The record's checksum, from `crc` (the checksum of its bytes up to
+    /// the end of `data`) over the tail before its trailer.
+    pub fn tail_checksum(&self, crc: u32) -> u32 {
+        crc32c::crc32c_append(crc, &self.tail[..self.checksum_at()])
+    }
+
+    /// Puts `crc` (the record's checksum) into the trailer. Allocates
+    /// nothing.
+    pub fn set_checksum(&mut self, crc: u32) {
+        let at = self.checksum_at();
+        self.tail[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Computes the checksum over the data and puts it into the trailer.
+    pub fn seal(&mut self) {
+        let crc = self.tail_checksum(crc32c::crc32c_append(self.head_crc, self.data));
+        self.set_checksum(crc);
     }
 }
 
@@ -261,17 +289,16 @@ pub(crate) fn encode_split<'d>(
     head[start..start + RECORD_HEADER_LEN].copy_from_slice(&header.to_le_bytes());
     let mut tail = tail_payload;
     tail.resize(tail.len() + (padded_len(size) - size) as usize, 0);
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&head[start..]), bulk),
-        &tail,
-    );
-    tail.extend_from_slice(&crc.to_le_bytes());
-    tail.extend_from_slice(&0u32.to_le_bytes());
+    // The trailer: a checksum filled in by `seal` (the costly pass over
+    // the data is left to whoever writes it), and the reserved word.
+    tail.extend_from_slice(&[0u8; 8]);
+    let head_crc = crc32c::crc32c(&head[start..]);
     Ok(Some(SplitRecord {
         head,
         data: bulk,
         tail,
         start,
+        head_crc,
     }))
 }
 

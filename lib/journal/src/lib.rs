@@ -56,7 +56,9 @@ pub use format::{
 pub use journal::{Journal, JournalOptions, ReadJournal, WriteJournal};
 pub use reader::{JournalReader, LogRecord, Recovery};
 pub use shared_buffer::OwnedBuffer;
-pub use writer::{Durability, JournalWriter, RecordSpan, DEFAULT_BATCH_LIMIT};
+pub use writer::{
+    DetachedTicket, DetachedWrite, Durability, JournalWriter, RecordSpan, DEFAULT_BATCH_LIMIT,
+};
 
 /// The name memory journals go by in messages.
 pub const MEMORY_NAME: &str = "<memory>";

@@ -32,6 +32,9 @@ use crate::error::JournalError;
 use crate::format::{self, EncodeError};
 use crate::store::MemoryStore;
 
+mod detached;
+pub use detached::{DetachedTicket, DetachedWrite};
+
 /// When committed records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -175,6 +178,10 @@ struct State {
     output: Output,
     arena: ScratchArena,
     failed: Option<String>,
+    /// While a detached write is out (see `detached`): the offset its bytes
+    /// end at. Nothing is handed to the file before the I/O progress
+    /// reaches it.
+    reserved_to: Option<u64>,
 }
 
 /// rkyv's scratch space, kept across records (rkyv's `Arena` has no `Debug`).
@@ -313,6 +320,14 @@ impl State {
         if self.batch.is_empty() {
             return Ok(self.batch_start);
         }
+        if let (Some(end), Some(progress)) = (self.reserved_to, progress) {
+            // The file's position is the detached write's until it ends.
+            if let Err((_, message)) = progress.wait(end) {
+                self.failed = Some(message);
+                return self.poisoned(name).map(|()| self.batch_start);
+            }
+            self.reserved_to = None;
+        }
         let len = self.batch.len() as u64;
         match &mut self.output {
             Output::Memory(store) => {
@@ -435,7 +450,8 @@ impl JournalWriter {
             let base = state.batch_start + state.batch.len() as u64;
             let split = format::encode_split(entry, bulk, &mut state.arena.0, base)
                 .map_err(|e| encode_error(&shared.name, entry, e))?;
-            if let Some(split) = split {
+            if let Some(mut split) = split {
+                split.seal();
                 return state.write_direct(shared, split);
             }
         }
@@ -640,6 +656,7 @@ impl Shared {
                 output,
                 arena: ScratchArena(Arena::new()),
                 failed: None,
+                reserved_to: None,
             }),
             progress,
             sync_file,
