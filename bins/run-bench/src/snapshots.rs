@@ -61,7 +61,7 @@ pub fn run(json: bool) {
     if !json {
         println!("snapshot pause (unwind end to the journal handed to the OS; then synced to disk while the program runs) by heap size and share of memory changed since the previous snapshot:");
         println!(
-            "  {:>8} {:>8} {:>12} {:>14} {:>14} {:>16} {:>8}  tracking",
+            "  {:>8} {:>8} {:>12} {:>14} {:>14} {:>16} {:>8}  tracking, written by (first/later)",
             "heap",
             "changed",
             "first pause",
@@ -93,6 +93,12 @@ pub fn run(json: bool) {
             let tracking = stats[0].tracking;
             let bytes = later.iter().map(|s| s.journal_bytes).sum::<u64>() / later.len() as u64;
             let regions = later.iter().map(|s| s.regions).sum::<usize>() / later.len();
+            let by = |s: &wasnap_runtime::SnapshotStats| match s.written {
+                wasnap_runtime::SnapshotWrite::InPause => "pause",
+                wasnap_runtime::SnapshotWrite::ByChild => "child",
+            };
+            let first_by = by(&stats[0]);
+            let later_by = by(&later[later.len() / 2]);
             if json {
                 println!(
                     "{}",
@@ -100,11 +106,12 @@ pub fn run(json: bool) {
                         "first_pause_ms": ms(stats[0].pause), "later_pause_median_ms": ms(median),
                         "later_on_disk_median_ms": ms(on_disk), "tracking": tracking.to_string(),
                         "journal_bytes_per_snapshot": bytes, "regions_per_snapshot": regions,
-                        "memory_bytes": stats[0].memory_bytes})
+                        "memory_bytes": stats[0].memory_bytes,
+                        "first_written_by": first_by, "later_written_by": later_by})
                 );
             } else {
                 println!(
-                    "  {:>5} MiB {:>7}% {:>9.1} ms {:>11.1} ms {:>11.1} ms {:>13.2} MB {:>8}  {}",
+                    "  {:>5} MiB {:>7}% {:>9.1} ms {:>11.1} ms {:>11.1} ms {:>13.2} MB {:>8}  {}, {first_by}/{later_by}",
                     heap,
                     percent,
                     ms(stats[0].pause),

@@ -10,7 +10,7 @@ use wasnap_wasi::fd::Handle;
 use wasnap_wasi::{ExitStatus, WasiInstance};
 
 use crate::memory_map::RestoreFigures;
-use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats};
+use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats, SnapshotWrite};
 
 /// A WASI instance whose snapshot points are served by [`SnapshotControl`].
 pub type Instance = WasiInstance<SnapshotControl>;
@@ -72,22 +72,25 @@ fn take_snapshot(
         let (buf, tracking) = (captured.buf, captured.tracking);
         let writer = writer.ok_or(SnapshotError::NoJournal)?;
         let journal_before = writer.end_offset();
-        for entry in &positions {
-            writer.write(entry)?;
-        }
-        let regions = captured.write(&instance.store, writer)?;
+        let (regions, written) = captured.write(&instance.store, writer, &positions)?;
         let memory_bytes = captured.runs.last().map_or(0, |r| r.end as u64);
-        // The operating system has the snapshot (a crash of this process
-        // cannot lose it); the program goes on while it reaches the disk.
-        // A snapshot is complete on disk once that sync ends: the next
+        match written {
+            // The operating system has the snapshot (a crash of this process
+            // cannot lose it); the program goes on while it reaches the disk.
+            SnapshotWrite::InPause => writer.flush()?,
+            // The child writes it: the program goes on at once; a crash of
+            // this process before the child ends loses nothing either.
+            SnapshotWrite::ByChild => {}
+        }
+        // A snapshot is complete on disk once the sync below ends: the next
         // snapshot, and the end of the run, wait for it.
-        writer.flush()?;
         control.push_stats(SnapshotStats {
             pause: started.elapsed(),
             memory_bytes,
             regions,
             journal_bytes: writer.end_offset() - journal_before,
             tracking,
+            written,
             on_disk_after: None,
         });
         control.sync_in_background(writer.clone(), started)?;

@@ -66,6 +66,7 @@
 
 pub mod dirty;
 mod error;
+pub mod forked_write;
 mod instance;
 pub mod limits;
 pub mod memory_map;
@@ -91,5 +92,5 @@ pub use process::{
 pub use program::{LoadReport, Program};
 pub use recorder::{module_hash, JournalRecorder};
 pub use replay::{ReplayError, ReplayOptions, ReplaySummary, ResumePoint};
-pub use snapshot::{DirtyTracking, SnapshotControl, SnapshotError, SnapshotStats};
+pub use snapshot::{DirtyTracking, SnapshotControl, SnapshotError, SnapshotStats, SnapshotWrite};
 pub use tail::OnDivergence;

@@ -114,6 +114,8 @@ pub struct SnapshotStats {
     pub journal_bytes: u64,
     /// How the changed memory was found.
     pub tracking: DirtyTracking,
+    /// How the records went to the journal.
+    pub written: SnapshotWrite,
     /// From the end of the unwind to the snapshot on disk (synced in the
     /// background while the program runs on); known once that sync ended.
     pub on_disk_after: Option<std::time::Duration>,
@@ -641,32 +643,72 @@ pub(crate) struct Captured {
     pub memory: Memory,
 }
 
+/// How a snapshot's records went to the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotWrite {
+    /// Written in the pause: the program went on once the operating system
+    /// had them.
+    InPause,
+    /// Written by a child process forked in the pause (the snapshot stored
+    /// at least [`crate::forked_write::fork_min_bytes`] of memory): the
+    /// program went on at once, and the journal takes its next records
+    /// after them.
+    ByChild,
+}
+
+impl std::fmt::Display for SnapshotWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SnapshotWrite::InPause => "written in the pause",
+            SnapshotWrite::ByChild => "written by a child process",
+        })
+    }
+}
+
 impl Captured {
-    /// Writes the changed memory, as regions borrowed from linear memory
-    /// (no copy of it is made before the journal's), then the thread state
-    /// and the marker. Returns the number of regions.
+    /// Writes `first` (descriptor positions), the changed memory, as
+    /// regions borrowed from linear memory (no copy of it is made before
+    /// the journal's), then the thread state and the marker. Returns the
+    /// number of regions and how they were written: a snapshot that stores
+    /// much memory is written by a child process, which has the memory as
+    /// it is now while the program goes on.
     pub(crate) fn write(
         &self,
         store: &impl wasmer::AsStoreRef,
         writer: &wasnap_journal::JournalWriter,
-    ) -> Result<usize, SnapshotError> {
+        first: &[JournalEntry<'_>],
+    ) -> Result<(usize, SnapshotWrite), SnapshotError> {
         let view = self.memory.view(store);
         // SAFETY: the program is unwound and stays so until the rewind: no
         // guest code or host call runs, so nothing writes linear memory
-        // while this slice is alive, and the memory is not grown (the view
-        // and the store are borrowed for the whole loop).
+        // while this slice is alive (a forked child reads its own copy), and
+        // the memory is not grown (the view and the store are borrowed for
+        // the whole function).
         let memory = unsafe { view.data_unchecked() };
+        let mut regions = Vec::with_capacity(self.runs.len());
         for run in &self.runs {
             let bytes = memory.get(run.clone()).ok_or_else(|| {
                 SnapshotError::Engine("a changed range lies outside memory".into())
             })?;
             let region = stored_region(run.start as u64, std::borrow::Cow::Borrowed(bytes));
-            writer.write(&JournalEntry::UpdateMemoryRegionV1(region))?;
+            regions.push(JournalEntry::UpdateMemoryRegionV1(region));
         }
-        for entry in &self.entries {
+        let stored: usize = self.runs.iter().map(|r| r.len()).sum();
+        let all = || first.iter().chain(&regions).chain(&self.entries);
+        if crate::forked_write::fork_min_bytes().is_some_and(|min| stored >= min) {
+            let entries: Vec<JournalEntry<'_>> = all().cloned().collect();
+            if let Some((detached, ticket)) = writer.detach_write(&entries)? {
+                let how = match crate::forked_write::write_in_child(detached, ticket) {
+                    true => SnapshotWrite::ByChild,
+                    false => SnapshotWrite::InPause,
+                };
+                return Ok((self.runs.len(), how));
+            }
+        }
+        for entry in all() {
             writer.write(entry)?;
         }
-        Ok(self.runs.len())
+        Ok((self.runs.len(), SnapshotWrite::InPause))
     }
 }
 

@@ -388,12 +388,13 @@ pub fn run(options: RunOptions) -> Result<i32> {
                 format!(", on disk after {:.1} ms", d.as_secs_f64() * 1e3)
             });
             eprintln!(
-                "wasnap: snapshot {}: paused {:.1} ms{on_disk}, {} memory regions, {} journal bytes ({})",
+                "wasnap: snapshot {}: paused {:.1} ms{on_disk}, {} memory regions, {} journal bytes ({}; {})",
                 i + 1,
                 snapshot.pause.as_secs_f64() * 1e3,
                 snapshot.regions,
                 snapshot.journal_bytes,
-                snapshot.tracking
+                snapshot.tracking,
+                snapshot.written
             );
         }
         if let Some(why) = &report.tracking_refused {
