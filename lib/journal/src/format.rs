@@ -214,12 +214,6 @@ impl SplitRecord<'_> {
         let at = self.checksum_at();
         self.tail[at..at + 4].copy_from_slice(&crc.to_le_bytes());
     }
-
-    /// Computes the checksum over the data and puts it into the trailer.
-    pub fn seal(&mut self) {
-        let crc = self.tail_checksum(crc32c::crc32c_append(self.head_crc, self.data));
-        self.set_checksum(crc);
-    }
 }
 
 /// rkyv's output with one slice left out: when the serializer writes

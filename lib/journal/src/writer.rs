@@ -32,7 +32,9 @@ use crate::error::JournalError;
 use crate::format::{self, EncodeError};
 use crate::store::MemoryStore;
 
+mod checksum_thread;
 mod detached;
+use checksum_thread::ChecksumThread;
 pub use detached::{DetachedTicket, DetachedWrite};
 
 /// When committed records are made durable.
@@ -126,6 +128,9 @@ struct IoThread {
     /// The same open file (a duplicate: one file position), for records
     /// written straight from the caller's buffer while the thread is idle.
     direct: File,
+    /// Checksums the data of those records while it is written (started
+    /// on the first).
+    checksums: Option<ChecksumThread>,
 }
 
 impl IoThread {
@@ -160,6 +165,7 @@ impl IoThread {
             spare,
             handle: Some(handle),
             direct,
+            checksums: None,
         })
     }
 }
@@ -236,7 +242,7 @@ impl State {
     fn write_direct(
         &mut self,
         shared: &Shared,
-        split: format::SplitRecord<'_>,
+        mut split: format::SplitRecord<'_>,
     ) -> Result<RecordSpan, JournalError> {
         let target = self.drain(&shared.name, shared.progress.as_deref())?;
         let progress = shared
@@ -253,27 +259,35 @@ impl State {
         let Output::Io(io) = &mut self.output else {
             unreachable!("direct writes go to files");
         };
-        let mut parts = [
-            std::io::IoSlice::new(&split.head),
-            std::io::IoSlice::new(split.data),
-            std::io::IoSlice::new(&split.tail),
-        ];
-        let mut slices: &mut [std::io::IoSlice<'_>] = &mut parts;
         let total = split.len() as u64;
-        while !slices.is_empty() {
-            match io.direct.write_vectored(slices) {
-                Ok(0) => {
-                    let message = "the journal file accepted no more bytes".to_owned();
-                    self.failed = Some(message);
-                    break;
-                }
-                Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        // The header and the data go to the kernel while the checksum of
+        // the data is computed beside (the trailer needs it), then the
+        // trailer follows.
+        let checksums = match &io.checksums {
+            Some(thread) => Some(thread),
+            None => match ChecksumThread::spawn() {
+                Ok(thread) => Some(&*io.checksums.insert(thread)),
                 Err(e) => {
-                    self.failed = Some(e.to_string());
-                    break;
+                    tracing::debug!(error = %e, "cannot start a checksum thread; checksumming in line");
+                    None
                 }
-            }
+            },
+        };
+        let direct = &mut io.direct;
+        let mut write_front = || write_all_vectored(direct, &split.head, split.data);
+        let (front, crc) = match checksums {
+            Some(thread) => thread.overlapped(split.head_crc, split.data, write_front),
+            None => (
+                write_front(),
+                crc32c::crc32c_append(split.head_crc, split.data),
+            ),
+        };
+        let written = front.and_then(|()| {
+            split.set_checksum(split.tail_checksum(crc));
+            write_all_vectored(&mut io.direct, &split.tail, &[])
+        });
+        if let Err(e) = written {
+            self.failed = Some(e.to_string());
         }
         let mut status = lock(&progress.status);
         if let Some(message) = &self.failed {
@@ -450,8 +464,7 @@ impl JournalWriter {
             let base = state.batch_start + state.batch.len() as u64;
             let split = format::encode_split(entry, bulk, &mut state.arena.0, base)
                 .map_err(|e| encode_error(&shared.name, entry, e))?;
-            if let Some(mut split) = split {
-                split.seal();
+            if let Some(split) = split {
                 return state.write_direct(shared, split);
             }
         }
@@ -512,8 +525,21 @@ impl JournalWriter {
     /// Hands every buffered record to the operating system (or the memory
     /// store), whatever the durability mode, and waits until it has them.
     pub fn flush(&self) -> Result<(), JournalError> {
+        // A detached write that is out is waited for without the state
+        // lock, so other writers go on buffering meanwhile.
+        while let Some(end) = self.detached_end() {
+            self.wait_written(end)?;
+        }
         let target = self.drain()?;
         self.wait_written(target)
+    }
+
+    /// Where the last detached write ends, while its bytes are not all
+    /// written.
+    fn detached_end(&self) -> Option<u64> {
+        let progress = self.shared.progress.as_deref()?;
+        let end = lock(&self.shared.state).reserved_to?;
+        (lock(&progress.status).written < end).then_some(end)
     }
 
     /// Flushes and waits for the data to reach the disk.
@@ -668,6 +694,26 @@ impl Shared {
             group_done: Condvar::new(),
         }
     }
+}
+
+/// Writes `first` then `second` whole, in vectored writes.
+fn write_all_vectored(file: &mut File, first: &[u8], second: &[u8]) -> std::io::Result<()> {
+    let mut parts = [std::io::IoSlice::new(first), std::io::IoSlice::new(second)];
+    let mut slices: &mut [std::io::IoSlice<'_>] = &mut parts;
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "the journal file accepted no more bytes",
+                ))
+            }
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn encode_error(name: &str, entry: &JournalEntry<'_>, error: EncodeError) -> JournalError {

@@ -100,7 +100,9 @@ fn records_written_after_a_detached_write_land_after_it_and_wait_for_it() {
     drop(writer);
 
     let read = all_entries(&path);
-    let want = snapshot_entries(&memory);
+    // The record buffered before the detached write went first, in it.
+    let mut want = vec![small(1, 0)];
+    want.extend(snapshot_entries(&memory));
     let got: Vec<_> = read
         .iter()
         .filter(|(start, e)| *start >= span.start && e.kind().name() != "PaddingV1")
@@ -183,4 +185,61 @@ fn a_journal_in_memory_has_no_detached_writes() {
     let memory = memory();
     let entries = snapshot_entries(&memory);
     assert!(journal.writer().detach_write(&entries).unwrap().is_none());
+}
+
+#[test]
+fn a_second_detached_write_is_placed_after_an_earlier_one_still_out() {
+    let scratch = Scratch::new();
+    let path = scratch.path("j");
+    let journal = Journal::open(&path, JournalOptions::default()).unwrap();
+    let writer = journal.writer().clone();
+    let memory = memory();
+    let first = snapshot_entries(&memory[..(3 << 20) + 8]);
+    let (mut write_a, ticket_a) = writer.detach_write(&first).unwrap().unwrap();
+    writer.write(&small(7, 7)).unwrap();
+    let second = vec![
+        small(8, 8),
+        JournalEntry::UpdateMemoryRegionV1(stored_region(
+            1 << 20,
+            Cow::Borrowed(&memory[1 << 20..2 << 20]),
+        )),
+    ];
+    // Not blocked by the first, which nobody has written yet.
+    let (mut write_b, ticket_b) = writer.detach_write(&second).unwrap().unwrap();
+    assert!(writer.detached_out());
+    assert_eq!(write_b.span().start, write_a.span().end);
+    // The second's ticket reports only after the first's.
+    let b_reported = std::thread::spawn(move || ticket_b.finish(Ok(())));
+    write_a.write_out().unwrap();
+    write_b.write_out().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!b_reported.is_finished(), "waits for the earlier ticket");
+    assert!(writer.detached_out());
+    ticket_a.finish(Ok(()));
+    b_reported.join().unwrap();
+    assert!(!writer.detached_out());
+    writer.write(&small(9, 9)).unwrap();
+    writer.flush().unwrap();
+    drop((write_a, write_b, journal, writer));
+    let names: Vec<String> = all_entries(&path)
+        .into_iter()
+        .filter(|(_, e)| e.kind().name() != "PaddingV1")
+        .map(|(_, e)| match e {
+            JournalEntry::FileDescriptorWriteV1(w) => format!("w{}", w.fd),
+            other => other.kind().name().to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "w5",
+            "UpdateMemoryRegionV1",
+            "UpdateMemoryRegionV1",
+            "SnapshotV1",
+            "w7",
+            "w8",
+            "UpdateMemoryRegionV1",
+            "w9"
+        ]
+    );
 }

@@ -72,7 +72,8 @@ fn take_snapshot(
         let (buf, tracking) = (captured.buf, captured.tracking);
         let writer = writer.ok_or(SnapshotError::NoJournal)?;
         let journal_before = writer.end_offset();
-        let (regions, written) = captured.write(&instance.store, writer, &positions)?;
+        let (regions, written) =
+            captured.write(&instance.store, writer, &positions, &mut control.children)?;
         let memory_bytes = captured.runs.last().map_or(0, |r| r.end as u64);
         match written {
             // The operating system has the snapshot (a crash of this process

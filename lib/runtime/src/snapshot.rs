@@ -34,6 +34,7 @@ use wasnap_wasi::points::{Point, PointError, SnapshotPoints};
 use wasnap_wasi::{Errno, WasiCtx};
 
 use crate::dirty::{DirtyTracker, PAGE};
+use crate::forked_write::ChildChain;
 use crate::memory_map::RestoreFigures;
 use crate::policy::SnapshotPolicy;
 
@@ -121,11 +122,25 @@ pub struct SnapshotStats {
     pub on_disk_after: Option<std::time::Duration>,
 }
 
-/// The snapshot being synced to disk in the background.
+/// How the sync of one snapshot (by its index in `stats`) ended: when it
+/// was on disk, measured from the end of its unwind.
+type SyncOutcome = (usize, Result<Duration, SnapshotError>);
+
+/// The snapshots being synced to disk in the background: a thread that
+/// reports for its snapshot and every earlier one still pending.
 struct PendingSync {
-    /// Index of its figures in `stats`.
-    index: usize,
-    thread: std::thread::JoinHandle<Result<Duration, wasnap_journal::JournalError>>,
+    thread: std::thread::JoinHandle<Vec<SyncOutcome>>,
+}
+
+impl PendingSync {
+    fn join(self) -> Vec<SyncOutcome> {
+        self.thread.join().unwrap_or_else(|_| {
+            vec![(
+                usize::MAX,
+                Err(SnapshotError::Engine("the sync thread panicked".into())),
+            )]
+        })
+    }
 }
 
 /// The triggers armed in one process (from its [`SnapshotPolicy`]).
@@ -171,6 +186,8 @@ pub struct SnapshotControl {
     restore_rewind: Option<Duration>,
     /// The last snapshot's sync to disk, while it runs.
     pending_sync: Option<PendingSync>,
+    /// The child processes writing snapshots, in order.
+    pub(crate) children: ChildChain,
     /// Without the kernel's tracking: memory as of the last snapshot (or
     /// restore), for diffs.
     previous: Vec<u8>,
@@ -255,39 +272,60 @@ impl SnapshotControl {
     }
 
     /// Syncs the journal to disk on a thread of its own, for the snapshot
-    /// whose figures were pushed last (its unwind ended at `started`); one
-    /// at a time: waits for the previous sync first.
+    /// whose figures were pushed last (its unwind ended at `started`). The
+    /// syncs are chained: this one reports after the previous one, which it
+    /// does not wait for here (a child process may still be writing that
+    /// snapshot); a previous sync that already ended reports its error now.
     pub(crate) fn sync_in_background(
         &mut self,
         writer: wasnap_journal::JournalWriter,
         started: Instant,
     ) -> Result<(), SnapshotError> {
-        self.wait_for_disk()?;
+        if self
+            .pending_sync
+            .as_ref()
+            .is_some_and(|p| p.thread.is_finished())
+        {
+            self.wait_for_disk()?;
+        }
+        let previous = self.pending_sync.take();
+        let index = self.stats.len().saturating_sub(1);
         let thread = std::thread::Builder::new()
             .name("wasnap-snapshot-sync".into())
-            .spawn(move || writer.sync().map(|()| started.elapsed()))
+            .spawn(move || {
+                let mut outcomes = previous.map_or_else(Vec::new, PendingSync::join);
+                let synced = writer
+                    .sync()
+                    .map(|()| started.elapsed())
+                    .map_err(SnapshotError::from);
+                outcomes.push((index, synced));
+                outcomes
+            })
             .map_err(|e| SnapshotError::Engine(format!("cannot start the sync thread: {e}")))?;
-        self.pending_sync = Some(PendingSync {
-            index: self.stats.len().saturating_sub(1),
-            thread,
-        });
+        self.pending_sync = Some(PendingSync { thread });
         Ok(())
     }
 
-    /// Waits until the last snapshot is on disk; its error, if the sync
-    /// failed (then the snapshot is not durable).
+    /// Waits until every snapshot is on disk; the first error, if a sync
+    /// failed (then that snapshot is not durable).
     pub fn wait_for_disk(&mut self) -> Result<(), SnapshotError> {
         let Some(pending) = self.pending_sync.take() else {
             return Ok(());
         };
-        let synced = pending
-            .thread
-            .join()
-            .map_err(|_| SnapshotError::Engine("the sync thread panicked".into()))??;
-        if let Some(stats) = self.stats.get_mut(pending.index) {
-            stats.on_disk_after = Some(synced);
+        let mut first_error = None;
+        for (index, synced) in pending.join() {
+            match synced {
+                Ok(after) => {
+                    if let Some(stats) = self.stats.get_mut(index) {
+                        stats.on_disk_after = Some(after);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Finds the asyncify exports, the exported mutable globals and the
@@ -677,6 +715,7 @@ impl Captured {
         store: &impl wasmer::AsStoreRef,
         writer: &wasnap_journal::JournalWriter,
         first: &[JournalEntry<'_>],
+        children: &mut ChildChain,
     ) -> Result<(usize, SnapshotWrite), SnapshotError> {
         let view = self.memory.view(store);
         // SAFETY: the program is unwound and stays so until the rewind: no
@@ -695,10 +734,15 @@ impl Captured {
         }
         let stored: usize = self.runs.iter().map(|r| r.len()).sum();
         let all = || first.iter().chain(&regions).chain(&self.entries);
-        if crate::forked_write::fork_min_bytes().is_some_and(|min| stored >= min) {
+        // While a child still writes the previous snapshot, this one goes to
+        // a child too (after it), whatever its size: written here, it would
+        // wait for that child.
+        let by_child = writer.detached_out()
+            || crate::forked_write::fork_min_bytes().is_some_and(|min| stored >= min);
+        if by_child {
             let entries: Vec<JournalEntry<'_>> = all().cloned().collect();
             if let Some((detached, ticket)) = writer.detach_write(&entries)? {
-                let how = match crate::forked_write::write_in_child(detached, ticket) {
+                let how = match crate::forked_write::write_in_child(detached, ticket, children) {
                     true => SnapshotWrite::ByChild,
                     false => SnapshotWrite::InPause,
                 };

@@ -10,8 +10,12 @@
 //!
 //! Invariants:
 //! - the detached bytes are `[span.start, span.end)`, at the journal's end
-//!   when reserved: everything queued before was written first, so the
-//!   shared file position is `span.start`;
+//!   when reserved; they begin with the records the writer had buffered.
+//!   Before they are written, everything before them is: what was queued
+//!   to the I/O thread (waited for when reserving), and an earlier detached
+//!   write (its writer must end first; a forked child waits for the one
+//!   before it), so the shared file position is `span.start`;
+//! - tickets report in offset order (a later one waits for the earlier);
 //! - the writer counts them at once (records written afterwards land after
 //!   them), and hands nothing to the file until the ticket reports them
 //!   written (`State::reserved_to`): the file never gets a hole;
@@ -24,7 +28,7 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
 
-use super::{encode_error, lock, IoProgress, JournalWriter, Output, RecordSpan};
+use super::{encode_error, lock, IoProgress, JournalWriter, Output, RecordSpan, State};
 use crate::entry::JournalEntry;
 use crate::error::JournalError;
 use crate::format::{self, SplitRecord};
@@ -56,15 +60,6 @@ impl std::fmt::Debug for SplitRecord<'_> {
         f.debug_struct("SplitRecord")
             .field("len", &self.len())
             .finish_non_exhaustive()
-    }
-}
-
-impl Piece<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Piece::Encoded(bytes) => bytes.len(),
-            Piece::Split(split) => split.len(),
-        }
     }
 }
 
@@ -123,13 +118,17 @@ impl DetachedTicket {
     }
 
     fn report(&self, result: std::io::Result<()>) {
+        // An earlier detached write reports first: its bytes come first.
+        let earlier = self.progress.wait(self.span.start);
         let mut status = lock(&self.progress.status);
-        match result {
-            Ok(()) => {
+        match (earlier, result) {
+            (Ok(()), Ok(())) => {
                 debug_assert_eq!(status.written, self.span.start, "nothing else was written");
                 status.written = status.written.max(self.span.end);
             }
-            Err(e) => {
+            // The writer failed before: that is what it reports.
+            (Err(_), _) => {}
+            (Ok(()), Err(e)) => {
                 let message = format!(
                     "the {} bytes of records at offset {} were not written: {e}",
                     self.span.end - self.span.start,
@@ -156,9 +155,14 @@ impl JournalWriter {
     /// Reserves `entries`, contiguously, at the journal's end, to be written
     /// by the returned [`DetachedWrite`] (in a forked child process, say)
     /// while this writer takes further records; their offsets come after.
+    /// The records buffered so far are written first, by the detached write.
     /// Records are handed to the file again once the [`DetachedTicket`]
     /// reports the write done: a `flush` waits for it. `None` for a journal
     /// in memory (write the entries as usual).
+    ///
+    /// An earlier detached write may still be out: this one is placed after
+    /// it, and whoever writes this one must wait until that one is written
+    /// (see [`JournalWriter::detached_out`]).
     ///
     /// Bulk data the entries borrow is read by the detached write, not here:
     /// it must not change until then (a forked child has its own copy).
@@ -173,12 +177,6 @@ impl JournalWriter {
         let Some(progress) = shared.progress.clone() else {
             return Ok(None);
         };
-        // The shared file position must be the journal's end.
-        let target = state.drain(&shared.name, Some(&progress))?;
-        if let Err((_, message)) = progress.wait(target) {
-            state.failed = Some(message);
-            state.poisoned(&shared.name)?;
-        }
         let Output::Io(io) = &state.output else {
             return Ok(None);
         };
@@ -186,9 +184,12 @@ impl JournalWriter {
             .direct
             .try_clone()
             .map_err(|e| self.io_error("cannot duplicate the journal's handle", e))?;
+        // Encoded first: an encoding error leaves the writer as it was.
         let start = state.batch_start;
-        let mut at = start;
-        let mut pieces: Vec<Piece<'e>> = Vec::with_capacity(entries.len());
+        let buffered = state.batch.len() as u64;
+        let mut at = start + buffered;
+        let mut pieces: Vec<Piece<'e>> = Vec::with_capacity(entries.len() + 1);
+        let mut small = Vec::new();
         for entry in entries {
             let bulk = entry
                 .bulk_data()
@@ -198,27 +199,39 @@ impl JournalWriter {
                     .map_err(|e| encode_error(&shared.name, entry, e))?,
                 None => None,
             };
-            let piece = match split {
-                Some(split) => Piece::Split(split),
-                None => {
-                    // Small records join the encoded piece before them.
-                    let mut bytes = match pieces.last_mut() {
-                        Some(Piece::Encoded(bytes)) => std::mem::take(bytes),
-                        _ => Vec::new(),
-                    };
-                    let before = bytes.len();
-                    format::append_entry(&mut bytes, entry, &mut state.arena.0, at - before as u64)
-                        .map_err(|e| encode_error(&shared.name, entry, e))?;
-                    at += (bytes.len() - before) as u64;
-                    match pieces.last_mut() {
-                        Some(Piece::Encoded(last)) if last.is_empty() => *last = bytes,
-                        _ => pieces.push(Piece::Encoded(bytes)),
+            match split {
+                Some(split) => {
+                    if !small.is_empty() {
+                        pieces.push(Piece::Encoded(std::mem::take(&mut small)));
                     }
-                    continue;
+                    at += split.len() as u64;
+                    pieces.push(Piece::Split(split));
                 }
-            };
-            at += piece.len() as u64;
-            pieces.push(piece);
+                None => {
+                    // Small records are gathered into one piece.
+                    let before = small.len();
+                    let base = at - before as u64;
+                    format::append_entry(&mut small, entry, &mut state.arena.0, base)
+                        .map_err(|e| encode_error(&shared.name, entry, e))?;
+                    at += (small.len() - before) as u64;
+                }
+            }
+        }
+        if !small.is_empty() {
+            pieces.push(Piece::Encoded(small));
+        }
+        // The file position must be where the buffered records start: after
+        // what was queued to the I/O thread (waited for here) and after an
+        // earlier detached write (not waited for here: whoever writes this
+        // one waits, so that the program goes on meanwhile).
+        if !detached_out(state, &progress) {
+            if let Err((_, message)) = progress.wait(start) {
+                state.failed = Some(message);
+                state.poisoned(&shared.name)?;
+            }
+        }
+        if buffered > 0 {
+            pieces.insert(0, Piece::Encoded(std::mem::take(&mut state.batch)));
         }
         state.batch_start = at;
         state.reserved_to = Some(at);
@@ -232,4 +245,20 @@ impl JournalWriter {
             },
         )))
     }
+
+    /// Whether a detached write's bytes are not all written yet.
+    pub fn detached_out(&self) -> bool {
+        match &self.shared.progress {
+            Some(progress) => detached_out(&lock(&self.shared.state), progress),
+            None => false,
+        }
+    }
+}
+
+/// Whether the bytes of the last detached write of `state` are not all
+/// written yet.
+fn detached_out(state: &State, progress: &IoProgress) -> bool {
+    state
+        .reserved_to
+        .is_some_and(|end| lock(&progress.status).written < end)
 }
