@@ -96,6 +96,7 @@ pub fn run(json: bool) {
             let by = |s: &wasnap_runtime::SnapshotStats| match s.written {
                 wasnap_runtime::SnapshotWrite::InPause => "pause",
                 wasnap_runtime::SnapshotWrite::ByChild => "child",
+                wasnap_runtime::SnapshotWrite::BehindChild => "buffered",
             };
             let first_by = by(&stats[0]);
             let later_by = by(&later[later.len() / 2]);

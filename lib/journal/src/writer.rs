@@ -80,6 +80,10 @@ impl RecordSpan {
 /// Batches larger than this are handed to the sink right away.
 pub const DEFAULT_BATCH_LIMIT: usize = 256 * 1024;
 
+/// While a detached write is out, records are kept in the batch up to this
+/// many bytes; past it, the writer waits for the detached write.
+pub const DETACHED_BUFFER_LIMIT: usize = 128 << 20;
+
 /// Batches queued to the I/O thread beyond the one it is writing.
 const IO_QUEUE_DEPTH: usize = 1;
 
@@ -312,6 +316,20 @@ impl State {
         })
     }
 
+    /// Whether a detached write's bytes are not all written yet (records
+    /// are then kept in the batch rather than waiting for it).
+    fn behind_detached(&self, progress: Option<&IoProgress>) -> bool {
+        progress.is_some_and(|progress| detached::detached_out(self, progress))
+    }
+
+    /// Whether the batch must go to the sink now: it reached `limit`. Behind
+    /// a detached write, records are kept instead, up to
+    /// [`DETACHED_BUFFER_LIMIT`], so that the writer does not wait for it.
+    fn must_drain(&self, limit: usize, progress: Option<&IoProgress>) -> bool {
+        self.batch.len() >= limit
+            && (self.batch.len() >= DETACHED_BUFFER_LIMIT || !self.behind_detached(progress))
+    }
+
     fn poisoned(&self, name: &str) -> Result<(), JournalError> {
         match &self.failed {
             Some(message) => Err(JournalError::Poisoned {
@@ -455,11 +473,15 @@ impl JournalWriter {
         let mut guard = lock(&shared.state);
         let state = &mut *guard;
         state.poisoned(&shared.name)?;
-        if let (Some(bulk), Output::Io(_)) = (
+        // Behind a detached write, large records are buffered too (the file
+        // is not ours until it is written).
+        let behind = state.behind_detached(shared.progress.as_deref());
+        if let (Some(bulk), Output::Io(_), false) = (
             entry
                 .bulk_data()
                 .filter(|b| b.len() >= format::DIRECT_WRITE_MIN),
             &state.output,
+            behind,
         ) {
             let base = state.batch_start + state.batch.len() as u64;
             let split = format::encode_split(entry, bulk, &mut state.arena.0, base)
@@ -479,7 +501,7 @@ impl JournalWriter {
             start: state.batch_start + offset_in_batch as u64,
             end: state.batch_start + state.batch.len() as u64,
         };
-        if state.batch.len() >= shared.batch_limit {
+        if state.must_drain(shared.batch_limit, shared.progress.as_deref()) {
             state.drain(&shared.name, shared.progress.as_deref())?;
         }
         Ok(span)
@@ -516,7 +538,7 @@ impl JournalWriter {
                 end: state.batch_start + state.batch.len() as u64,
             });
         }
-        if state.batch.len() >= shared.batch_limit {
+        if state.must_drain(shared.batch_limit, shared.progress.as_deref()) {
             state.drain(&shared.name, shared.progress.as_deref())?;
         }
         Ok(spans)

@@ -73,6 +73,27 @@ fn records_written_after_a_detached_write_land_after_it_and_wait_for_it() {
     // reservation, and a flush waits for the detached bytes.
     let after = writer.write(&small(2, 0)).unwrap();
     assert_eq!(after.start, span.end);
+    // A large record (one the writer would write straight from the
+    // caller's buffer) is buffered too: it does not wait either.
+    let large = {
+        let writer = writer.clone();
+        std::thread::spawn(move || {
+            let entry = JournalEntry::FileDescriptorWriteV1(FileDescriptorWriteV1 {
+                fd: 4,
+                offset: 0,
+                data: Cow::Owned(vec![0xa5; 1 << 20]),
+            });
+            writer.write(&entry).unwrap()
+        })
+    };
+    for _ in 0..200 {
+        if large.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(large.is_finished(), "a large write waited for the detached one");
+    assert!(large.join().unwrap().start > span.end);
     let flusher = {
         let writer = writer.clone();
         std::thread::spawn(move || {

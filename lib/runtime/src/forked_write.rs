@@ -35,7 +35,7 @@ pub(crate) struct ChildChain {
 /// Snapshots that store at least this much memory are written by a child
 /// process; smaller ones are written in the pause, which is quicker than a
 /// fork for them (`run-bench --snapshots` prints both kinds).
-pub const FORK_MIN_BYTES: usize = 32 << 20;
+pub const FORK_MIN_BYTES: usize = 4 << 20;
 
 /// Environment variable that moves [`FORK_MIN_BYTES`]: a number of bytes
 /// (`0`: every snapshot), or `off` (never).

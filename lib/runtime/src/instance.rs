@@ -82,6 +82,8 @@ fn take_snapshot(
             // The child writes it: the program goes on at once; a crash of
             // this process before the child ends loses nothing either.
             SnapshotWrite::ByChild => {}
+            // Behind that child: buffered, written once it is done.
+            SnapshotWrite::BehindChild => {}
         }
         // A snapshot is complete on disk once the sync below ends: the next
         // snapshot, and the end of the run, wait for it.

@@ -687,6 +687,11 @@ pub enum SnapshotWrite {
     /// Written in the pause: the program went on once the operating system
     /// had them.
     InPause,
+    /// Kept in memory, in the journal's buffer, while a child process still
+    /// writes the previous snapshot; written once it is done (the program
+    /// does not wait for it). Until then a crash of this process loses this
+    /// snapshot, and the journal ends at the previous one.
+    BehindChild,
     /// Written by a child process forked in the pause (the snapshot stored
     /// at least [`crate::forked_write::fork_min_bytes`] of memory): the
     /// program went on at once, and the journal takes its next records
@@ -699,6 +704,7 @@ impl std::fmt::Display for SnapshotWrite {
         f.write_str(match self {
             SnapshotWrite::InPause => "written in the pause",
             SnapshotWrite::ByChild => "written by a child process",
+            SnapshotWrite::BehindChild => "buffered behind a child process's write",
         })
     }
 }
@@ -734,12 +740,7 @@ impl Captured {
         }
         let stored: usize = self.runs.iter().map(|r| r.len()).sum();
         let all = || first.iter().chain(&regions).chain(&self.entries);
-        // While a child still writes the previous snapshot, this one goes to
-        // a child too (after it), whatever its size: written here, it would
-        // wait for that child.
-        let by_child = writer.detached_out()
-            || crate::forked_write::fork_min_bytes().is_some_and(|min| stored >= min);
-        if by_child {
+        if crate::forked_write::fork_min_bytes().is_some_and(|min| stored >= min) {
             let entries: Vec<JournalEntry<'_>> = all().cloned().collect();
             if let Some((detached, ticket)) = writer.detach_write(&entries)? {
                 let how = match crate::forked_write::write_in_child(detached, ticket, children) {
@@ -752,7 +753,11 @@ impl Captured {
         for entry in all() {
             writer.write(entry)?;
         }
-        Ok((self.runs.len(), SnapshotWrite::InPause))
+        let how = match writer.detached_out() {
+            true => SnapshotWrite::BehindChild,
+            false => SnapshotWrite::InPause,
+        };
+        Ok((self.runs.len(), how))
     }
 }
 

@@ -257,7 +257,7 @@ impl JournalWriter {
 
 /// Whether the bytes of the last detached write of `state` are not all
 /// written yet.
-fn detached_out(state: &State, progress: &IoProgress) -> bool {
+pub(super) fn detached_out(state: &State, progress: &IoProgress) -> bool {
     state
         .reserved_to
         .is_some_and(|end| lock(&progress.status).written < end)
