@@ -430,6 +430,14 @@ impl State {
                 return Err(invalid(kind, format!("{} is not empty", to.1)));
             }
             self.unlink_name(to);
+        } else if !self.created_below_removed(to) && !self.parent_is_new(to) {
+            // A name the model does not know, in a directory that existed
+            // before the journal, may have named something then (the
+            // journal need not have looked at it): the rename replaced
+            // that, so the name counts as removed whether or not the model
+            // saw it. (Compaction then removes it first, which changes
+            // nothing where nothing was there.)
+            self.removed.insert(to.clone());
         }
         self.names.remove(from);
         self.names.insert(to.clone(), node);
