@@ -92,7 +92,10 @@ fn records_written_after_a_detached_write_land_after_it_and_wait_for_it() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(large.is_finished(), "a large write waited for the detached one");
+    assert!(
+        large.is_finished(),
+        "a large write waited for the detached one"
+    );
     assert!(large.join().unwrap().start > span.end);
     let flusher = {
         let writer = writer.clone();

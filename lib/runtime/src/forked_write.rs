@@ -228,9 +228,17 @@ fn wait_for(pid: libc::pid_t) -> std::io::Result<()> {
         };
     }
     if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        let name = match signal {
+            libc::SIGXFSZ => " (SIGXFSZ: the file-size limit was reached)",
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGTERM => " (SIGTERM)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            _ => "",
+        };
         return Err(std::io::Error::other(format!(
-            "the snapshot writer process {pid} was killed by signal {}",
-            libc::WTERMSIG(status)
+            "the snapshot writer process {pid} was killed by signal {signal}{name}"
         )));
     }
     Err(std::io::Error::other(format!(
