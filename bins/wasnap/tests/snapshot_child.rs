@@ -176,3 +176,93 @@ fn a_failed_child_fails_the_run_and_the_next_run_starts_over() {
     assert!(verify.status.success(), "{}", text(&verify.stderr));
     assert_eq!(images_at_snapshots(&journal).len(), 3);
 }
+
+/// The pids of `pid`'s children (Linux: /proc/PID/task/PID/children).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn killing_wasnap_while_its_child_writes_a_snapshot_leaves_a_journal_the_next_run_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = journal.to_str().unwrap();
+    let module = fixture(PROGRAM[0]);
+    let mut killed_mid_write = 0;
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&journal);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+            .current_dir(dir.path())
+            .env("WASNAP_CACHE_DIR", dir.path().join("cache"))
+            .env_remove("WASNAP_SNAPSHOT_CHILD_MIN")
+            .args([
+                "run",
+                "--journal",
+                j,
+                "--snapshot-on",
+                "explicit",
+                &module,
+                "256",
+                "1",
+                "3",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let writer = loop {
+            let kids = children_of(child.id());
+            if !kids.is_empty() || std::time::Instant::now() > deadline {
+                break kids.first().copied();
+            }
+            if child.try_wait().unwrap().is_some() {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        let _ = child.kill();
+        child.wait().unwrap();
+        if writer.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            killed_mid_write += 1;
+        }
+        // At once: the lock may still be the orphaned writer's, which is
+        // waited for, not refused.
+        let again = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+            .current_dir(dir.path())
+            .env("WASNAP_CACHE_DIR", dir.path().join("cache"))
+            .args([
+                "run",
+                "--journal",
+                j,
+                "--snapshot-on",
+                "explicit",
+                &module,
+                "256",
+                "1",
+                "3",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            (again.status.code(), text(&again.stdout).as_str()),
+            (Some(0), "ok\n"),
+            "round {round}: {}",
+            text(&again.stderr)
+        );
+        let verify = Command::new(env!("CARGO_BIN_EXE_wasnap"))
+            .args(["journal", "verify", j])
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "round {round}: {}",
+            text(&verify.stderr)
+        );
+    }
+    assert!(killed_mid_write >= 1, "no kill landed while a child wrote");
+}

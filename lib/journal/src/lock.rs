@@ -43,20 +43,64 @@ pub fn require_regular_file(path: &Path) -> Result<(), JournalError> {
     })
 }
 
+/// How long a writer waits for a lock left to the snapshot writer (a
+/// forked child) of a process that has ended, before refusing.
+pub const ENDED_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Takes the writer lock of the journal `file` (at `path`), or says who
 /// holds it.
+///
+/// The lock belongs to the open file, so a child process that a writer
+/// forked to write a snapshot holds it too, until it has written the
+/// snapshot, even if the writer itself ended (killed, say); the kernel
+/// still names the writer. A holder that has ended is such a case: the lock
+/// is waited for (up to [`ENDED_HOLDER_WAIT`]) instead of refused, since
+/// the snapshot lands in a moment and nobody will write after it.
 pub fn lock_for_writing(file: &File, path: &Path) -> Result<(), JournalError> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
-            path: path.to_owned(),
-            holder: holder(file),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::Io {
-            path: path.to_owned(),
-            what: "cannot lock the journal for writing",
-            source,
-        }),
+    let waiting_since = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = holder(file);
+                let ended = holder.is_some_and(process_ended);
+                if !ended || waiting_since.elapsed() >= ENDED_HOLDER_WAIT {
+                    return Err(JournalError::Locked {
+                        path: path.to_owned(),
+                        holder,
+                    });
+                }
+                if !said && waiting_since.elapsed() >= std::time::Duration::from_millis(500) {
+                    tracing::info!(
+                        "{}: waiting for the snapshot writer of process {} (which has ended) to finish",
+                        path.display(),
+                        holder.unwrap_or_default()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(JournalError::Io {
+                    path: path.to_owned(),
+                    what: "cannot lock the journal for writing",
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie waiting to be reaped).
+fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S …": the state follows the last parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 
@@ -140,6 +184,15 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_one_has_ended() {
+        assert!(!process_ended(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(process_ended(pid));
     }
 
     #[test]
