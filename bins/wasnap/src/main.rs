@@ -56,6 +56,13 @@ afresh over the files it restores; one whose last run did not exit (killed,
 or stopped after a snapshot) resumes it exactly: from its last snapshot, or
 from `_start`, re-executing the rest of the journal against it, then live.
 
+Snapshots: the kernel tracks the pages written between snapshots (userfaultfd
+write-protect and PAGEMAP_SCAN; WASNAP_DIRTY_TRACKING=compare compares memory
+instead). A snapshot storing 4 MiB or more is written by a child process
+forked in the pause, so the program waits for the fork, not the write
+(WASNAP_SNAPSHOT_CHILD_MIN=BYTES moves the threshold, `off` disables it).
+-v prints each snapshot's pause and how it was found and written.
+
 Filesystem: the guest sees a journaled in-memory root `/` (with `/tmp`),
 plus each --dir (a host directory, read-write or `:ro`) and each --dir-copy
 (an in-memory copy of a host directory; the host is never written). A guest
