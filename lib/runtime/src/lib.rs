@@ -68,6 +68,7 @@ pub mod dirty;
 mod error;
 pub mod forked_write;
 mod instance;
+mod large_read;
 pub mod limits;
 pub mod memory_map;
 pub mod module_cache;

@@ -160,7 +160,7 @@ impl ModuleCache {
     }
 
     fn load(engine: &Engine, path: &Path, key: &[u8; 32]) -> Option<Module> {
-        let bytes = fs::read(path).ok()?;
+        let bytes = crate::large_read::read_whole(path).ok()?;
         if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
             return None;
         }

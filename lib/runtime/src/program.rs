@@ -42,10 +42,11 @@ const ASYNCIFY_EXPORTS: [&str; 4] = [
 impl Program {
     /// Reads, rewrites and compiles the module at `path` (through `cache`).
     pub fn load(path: &Path, cache: &ModuleCache) -> Result<Program, ProcessError> {
-        let wasm = std::fs::read(path).map_err(|source| ProcessError::ReadModule {
-            path: path.to_owned(),
-            source,
-        })?;
+        let wasm =
+            crate::large_read::read_whole(path).map_err(|source| ProcessError::ReadModule {
+                path: path.to_owned(),
+                source,
+            })?;
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
