@@ -81,7 +81,7 @@ impl ModuleCache {
     /// before compiling (`variant`), and the engine.
     fn key(engine: &Engine, wasm: &[u8], variant: &str) -> String {
         let mut module = blake3::Hasher::new();
-        module.update(wasm);
+        module.update(crate::parallel_hash::hash(wasm).as_bytes());
         module.update(variant.as_bytes());
         let module = module.finalize();
         let mut hasher = blake3::Hasher::new();
@@ -165,7 +165,7 @@ impl ModuleCache {
             return None;
         }
         let artifact = &bytes[HEADER..];
-        let mac = blake3::keyed_hash(key, artifact);
+        let mac = crate::parallel_hash::keyed_hash(key, artifact);
         // `blake3::Hash` compares in constant time.
         if mac != blake3::Hash::from_bytes(bytes[MAGIC.len()..HEADER].try_into().ok()?) {
             tracing::warn!(
@@ -190,7 +190,7 @@ impl ModuleCache {
         let artifact = module.serialize().map_err(std::io::Error::other)?;
         let mut bytes = Vec::with_capacity(HEADER + artifact.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(blake3::keyed_hash(key, &artifact).as_bytes());
+        bytes.extend_from_slice(crate::parallel_hash::keyed_hash(key, &artifact).as_bytes());
         bytes.extend_from_slice(&artifact);
         let tmp = dir.join(format!(
             ".{}.tmp{}",
