@@ -61,6 +61,10 @@ pub fn fork_min_bytes() -> Option<usize> {
     })
 }
 
+/// The niceness of a snapshot writer process (lower priority than the
+/// program it writes for).
+const WRITER_NICENESS: libc::c_int = 10;
+
 /// The child's exit code when its write failed without an OS error code.
 const FAILED_WITHOUT_CODE: i32 = 255;
 /// The child's exit code when the child before it failed (it wrote nothing).
@@ -99,14 +103,18 @@ pub(crate) fn write_in_child(
         }
     };
     let (done_read, done_write) = done;
-    // SAFETY: fork in a multi-threaded process. The child runs only `read`
-    // and `write` on descriptors it owns, `DetachedWrite::write_out`
+    // SAFETY: fork in a multi-threaded process. The child runs only
+    // `setpriority`, `read` and `write` on descriptors it owns, `DetachedWrite::write_out`
     // (write(2) calls and checksums: it allocates nothing and takes no
     // lock, so no lock another thread held at the fork can block it) and
     // then `_exit`, which runs no destructor or exit handler of the
     // parent's.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // The program comes first: on a machine with few cores, a writer
+        // competing with it at the same priority stretches its pauses.
+        // SAFETY: setpriority on this process only; no memory is passed.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, WRITER_NICENESS) };
         let code = if earlier
             .as_ref()
             .is_some_and(|fd| !said_done(fd.as_raw_fd()))

@@ -33,6 +33,11 @@ use crate::entry::JournalEntry;
 use crate::error::JournalError;
 use crate::format::{self, SplitRecord};
 
+/// Entries with at least this much bulk data leave it where it is: the
+/// detached write copies and checksums it, not the caller (smaller ones are
+/// encoded whole, which costs less than a separate piece).
+const SPLIT_MIN: usize = 4096;
+
 /// Bulk data is checksummed and written in pieces of this size (the piece
 /// just checksummed is still in the cache when the kernel copies it).
 const WRITE_PIECE: usize = 1024 * 1024;
@@ -191,9 +196,7 @@ impl JournalWriter {
         let mut pieces: Vec<Piece<'e>> = Vec::with_capacity(entries.len() + 1);
         let mut small = Vec::new();
         for entry in entries {
-            let bulk = entry
-                .bulk_data()
-                .filter(|b| b.len() >= format::DIRECT_WRITE_MIN);
+            let bulk = entry.bulk_data().filter(|b| b.len() >= SPLIT_MIN);
             let split = match bulk {
                 Some(bulk) => format::encode_split(entry, bulk, &mut state.arena.0, at)
                     .map_err(|e| encode_error(&shared.name, entry, e))?,
