@@ -16,9 +16,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{fixture, text};
-use wasnap_journal::memory::MemoryImage;
-use wasnap_journal::{JournalEntry, JournalReader};
+use common::{fixture, images_at_snapshots, text};
 
 const STEPS: &str = "9";
 
@@ -62,28 +60,6 @@ fn wasnap(dir: &Path, mode: Mode, args: &[&str]) -> (i32, String, String) {
         text(&out.stdout),
         text(&out.stderr),
     )
-}
-
-/// The memory image at each snapshot marker of a journal, trailing zeros
-/// trimmed.
-fn images_at_snapshots(journal: &Path) -> Vec<Vec<u8>> {
-    let mut reader = JournalReader::open(journal).unwrap();
-    let mut image = MemoryImage::new();
-    let mut images = Vec::new();
-    while let Some(record) = reader.read_next().unwrap() {
-        match &record.entry {
-            JournalEntry::UpdateMemoryRegionV1(region) => image.apply(region).unwrap(),
-            JournalEntry::SnapshotV1(_) => {
-                let mut bytes = image.as_bytes().to_vec();
-                while bytes.last() == Some(&0) {
-                    bytes.pop();
-                }
-                images.push(bytes);
-            }
-            _ => {}
-        }
-    }
-    images
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {

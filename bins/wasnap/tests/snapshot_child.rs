@@ -12,9 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{fixture, text};
-use wasnap_journal::memory::MemoryImage;
-use wasnap_journal::{JournalEntry, JournalReader};
+use common::{fixture, images_at_snapshots, text};
 
 /// 64 MiB heap, 1% changed per step, 3 steps: the first snapshot stores the
 /// whole heap (a child writes it), the later ones about 0.7 MB.
@@ -61,21 +59,6 @@ fn run(
         text(&out.stdout),
         text(&out.stderr),
     )
-}
-
-/// The memory image at each snapshot marker of a journal.
-fn images_at_snapshots(journal: &Path) -> Vec<Vec<u8>> {
-    let mut reader = JournalReader::open(journal).unwrap();
-    let mut image = MemoryImage::new();
-    let mut images = Vec::new();
-    while let Some(record) = reader.read_next().unwrap() {
-        match &record.entry {
-            JournalEntry::UpdateMemoryRegionV1(region) => image.apply(region).unwrap(),
-            JournalEntry::SnapshotV1(_) => images.push(image.as_bytes().to_vec()),
-            _ => {}
-        }
-    }
-    images
 }
 
 #[test]
@@ -192,24 +175,20 @@ fn killing_wasnap_while_its_child_writes_a_snapshot_leaves_a_journal_the_next_ru
     let journal = dir.path().join("j");
     let j = journal.to_str().unwrap();
     let module = fixture(PROGRAM[0]);
+    // The same run each time: a 256 MiB heap, snapshots on request.
+    let command = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasnap"));
+        c.current_dir(dir.path())
+            .env("WASNAP_CACHE_DIR", dir.path().join("cache"))
+            .env_remove("WASNAP_SNAPSHOT_CHILD_MIN")
+            .args(["run", "--journal", j, "--snapshot-on", "explicit"])
+            .args([module.as_str(), "256", "1", "3"]);
+        c
+    };
     let mut killed_mid_write = 0;
     for round in 0..3 {
         let _ = std::fs::remove_file(&journal);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasnap"))
-            .current_dir(dir.path())
-            .env("WASNAP_CACHE_DIR", dir.path().join("cache"))
-            .env_remove("WASNAP_SNAPSHOT_CHILD_MIN")
-            .args([
-                "run",
-                "--journal",
-                j,
-                "--snapshot-on",
-                "explicit",
-                &module,
-                "256",
-                "1",
-                "3",
-            ])
+        let mut child = command()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -232,22 +211,7 @@ fn killing_wasnap_while_its_child_writes_a_snapshot_leaves_a_journal_the_next_ru
         }
         // At once: the lock may still be the orphaned writer's, which is
         // waited for, not refused.
-        let again = Command::new(env!("CARGO_BIN_EXE_wasnap"))
-            .current_dir(dir.path())
-            .env("WASNAP_CACHE_DIR", dir.path().join("cache"))
-            .args([
-                "run",
-                "--journal",
-                j,
-                "--snapshot-on",
-                "explicit",
-                &module,
-                "256",
-                "1",
-                "3",
-            ])
-            .output()
-            .unwrap();
+        let again = command().output().unwrap();
         assert_eq!(
             (again.status.code(), text(&again.stdout).as_str()),
             (Some(0), "ok\n"),

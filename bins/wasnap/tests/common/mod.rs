@@ -200,3 +200,27 @@ pub fn soak(cache: &Path, args: &[&str], moments: &mut Moments, kills: usize) ->
     printed.extend(out);
     (printed, killed)
 }
+
+/// The memory image at each snapshot marker of a journal, trailing zeros
+/// trimmed.
+pub fn images_at_snapshots(journal: &Path) -> Vec<Vec<u8>> {
+    let mut reader = wasnap_journal::JournalReader::open(journal).unwrap();
+    let mut image = wasnap_journal::memory::MemoryImage::new();
+    let mut images = Vec::new();
+    while let Some(record) = reader.read_next().unwrap() {
+        match &record.entry {
+            wasnap_journal::JournalEntry::UpdateMemoryRegionV1(region) => {
+                image.apply(region).unwrap()
+            }
+            wasnap_journal::JournalEntry::SnapshotV1(_) => {
+                let mut bytes = image.as_bytes().to_vec();
+                while bytes.last() == Some(&0) {
+                    bytes.pop();
+                }
+                images.push(bytes);
+            }
+            _ => {}
+        }
+    }
+    images
+}
