@@ -387,6 +387,91 @@ fn check_record(bytes: &[u8], pos: usize, verified_to: usize) -> Result<RawRecor
     })
 }
 
+/// The entry record at `pos` if it is whole and ends at or before
+/// `verified_to` (its checksum already matched): the reader's common case,
+/// decided without leaving the caller. Anything else (a magic, a header
+/// record, damage, a record not yet verified) is `None`, for [`step`].
+#[inline(always)]
+pub(crate) fn verified_record(bytes: &[u8], pos: usize, verified_to: usize) -> Option<RawRecord> {
+    let header = u64::from_le_bytes(*bytes.get(pos..)?.first_chunk::<RECORD_HEADER_LEN>()?);
+    let tag = (header & 0xFFFF) as u16;
+    let size = header >> 16;
+    if pos == 0 || header == 0 || header == MAGIC_WORD || tag == HEADER_TAG {
+        return None;
+    }
+    let covered = RECORD_HEADER_LEN as u64 + padded_len(size);
+    let end = (pos as u64).checked_add(covered + RECORD_TRAILER_LEN as u64)?;
+    if end > verified_to as u64 || end > bytes.len() as u64 {
+        return None;
+    }
+    let (covered, end) = (covered as usize, end as usize);
+    if read_u32(bytes, pos + covered + 4) != 0 {
+        return None;
+    }
+    Some(RawRecord {
+        start: pos,
+        tag,
+        payload: pos + RECORD_HEADER_LEN..pos + RECORD_HEADER_LEN + size as usize,
+        end,
+    })
+}
+
+/// How far ahead of a reader [`verify_ahead`] checks, at most: a bound on
+/// the work done before the first record is returned.
+const VERIFY_AHEAD_BYTES: usize = 64 * 1024;
+/// How many records [`verify_ahead`] checks at most (a multiple of three:
+/// checksums are computed three at a time).
+const VERIFY_AHEAD_RECORDS: usize = 48;
+
+/// Verifies the checksums of the records that follow `pos` (a record
+/// boundary), several at once, ahead of a reader that will read them in
+/// order. Returns the end of the unbroken run of whole records, from `pos`,
+/// whose checksums match and whose reserved trailer word is zero; `pos`
+/// itself when the thing at `pos` is not such a record (a magic, damage, the
+/// end). What stops the run is left to [`step`], which names it.
+#[inline(never)]
+pub(crate) fn verify_ahead(bytes: &[u8], pos: usize) -> usize {
+    let mut spans: [&[u8]; VERIFY_AHEAD_RECORDS] = [&[]; VERIFY_AHEAD_RECORDS];
+    let mut stored = [0u32; VERIFY_AHEAD_RECORDS];
+    let mut count = 0;
+    let mut at = pos;
+    while count < VERIFY_AHEAD_RECORDS && (count == 0 || at - pos < VERIFY_AHEAD_BYTES) {
+        let Some(header) = bytes
+            .get(at..)
+            .and_then(|rest| rest.first_chunk::<RECORD_HEADER_LEN>())
+        else {
+            break;
+        };
+        let header = u64::from_le_bytes(*header);
+        if at == 0 || header == 0 || header == MAGIC_WORD {
+            break;
+        }
+        let size = header >> 16;
+        if record_len(size) > (bytes.len() - at) as u64 {
+            break;
+        }
+        // Cannot overflow or go out of bounds: record_len(size) fits.
+        let covered = RECORD_HEADER_LEN + padded_len(size) as usize;
+        if read_u32(bytes, at + covered + 4) != 0 {
+            break;
+        }
+        spans[count] = &bytes[at..at + covered];
+        stored[count] = read_u32(bytes, at + covered);
+        count += 1;
+        at += covered + RECORD_TRAILER_LEN;
+    }
+    let mut computed = [0u32; VERIFY_AHEAD_RECORDS];
+    crate::crc_lanes::crc32c_each(&spans[..count], &mut computed[..count]);
+    let mut end = pos;
+    for (span, (stored, computed)) in spans[..count].iter().zip(stored.iter().zip(&computed)) {
+        if stored != computed {
+            break;
+        }
+        end += span.len() + RECORD_TRAILER_LEN;
+    }
+    end
+}
+
 /// The torn-tail rule: whether damage found at `pos` is the tail of a write
 /// that was cut short (a crash, `kill -9`, a lost page), decided from the
 /// structure at the end of the file alone, in time linear in what follows
@@ -406,6 +491,8 @@ fn check_record(bytes: &[u8], pos: usize, verified_to: usize) -> Result<RawRecor
 /// - a record complete in length whose checksum does not match: corruption,
 ///   unless its trailer and everything after it are zero (a write whose
 ///   last pages were lost).
+#[cold]
+#[inline(never)]
 pub(crate) fn is_torn_tail(bytes: &[u8], pos: usize, cause: &TailDamage) -> bool {
     let rest = &bytes[pos..];
     match cause {

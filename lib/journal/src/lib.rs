@@ -27,14 +27,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-// One module reads a caller's buffer from a helper thread
-// (writer/checksum_thread.rs); nothing else needs `unsafe`.
+// Two modules use `unsafe`: one reads a caller's buffer from a helper thread
+// (writer/checksum_thread.rs), one calls the CPU's CRC32C instruction
+// (crc_lanes.rs); nothing else needs it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[macro_use]
 mod declare;
 pub mod combinators;
+mod crc_lanes;
 mod entry;
 mod error;
 pub mod field;

@@ -100,10 +100,12 @@ struct Cursor {
     expect_header: bool,
     version: Option<u32>,
     torn_tail: Option<ReadError>,
-    /// Every record in `[0, verified_to)` of the current buffer passed its
-    /// checksum (read in order from the start): reading them again, after a
-    /// rewind, checks their structure but not their checksum again.
-    verified_to: usize,
+    /// Every record in this range of the current buffer, read in order from
+    /// its start (a record boundary), passed its checksum: checked ahead of
+    /// the cursor several at a time ([`format::verify_ahead`]), or read
+    /// before. Reading them checks their structure but not their checksum
+    /// again (after a rewind, too).
+    verified: std::ops::Range<usize>,
 }
 
 pub(crate) fn map_file(file: &File, path: &Path) -> Result<OwnedBuffer, JournalError> {
@@ -278,7 +280,7 @@ impl JournalReader {
         self.cursor.pos = self.cursor.pos.min(self.buf.len());
         self.cursor.torn_tail = None;
         // A new view: nothing in it was verified.
-        self.cursor.verified_to = 0;
+        self.cursor.verified = 0..0;
         Ok(())
     }
 
@@ -297,8 +299,19 @@ impl JournalReader {
     ) -> Result<Option<LogRecord<'_>>, ReadError> {
         let buf: &[u8] = &self.buf;
         loop {
-            let Some(raw) = next_raw(buf, &mut self.cursor, &self.name, self.recovery)? else {
-                return Ok(None);
+            // The common case first: a plain record already verified.
+            let fast =
+                if self.cursor.expect_header || !self.cursor.verified.contains(&self.cursor.pos) {
+                    None
+                } else {
+                    format::verified_record(buf, self.cursor.pos, self.cursor.verified.end)
+                };
+            let raw = match fast {
+                Some(raw) => raw,
+                None => match next_raw(buf, &mut self.cursor, &self.name, self.recovery)? {
+                    Some(raw) => raw,
+                    None => return Ok(None),
+                },
             };
             let entry = decode(buf, &raw).map_err(|kind| ReadError {
                 journal: self.name.clone(),
@@ -334,6 +347,7 @@ impl JournalReader {
 
 /// Finds the next entry record, handling magics and header records.
 /// `Ok(None)` is the end (or, in tolerant mode, a torn tail).
+#[inline(never)]
 fn next_raw(
     buf: &[u8],
     cursor: &mut Cursor,
@@ -347,13 +361,34 @@ fn next_raw(
     };
     loop {
         let at = cursor.pos;
-        // Only a prefix read in order counts as verified.
+        let verified = cursor.verified.clone();
+        if !verified.contains(&at) {
+            let ahead = format::verify_ahead(buf, at);
+            if ahead > at {
+                cursor.verified = if verified.start <= at && at <= verified.end {
+                    verified.start..ahead
+                } else {
+                    at..ahead
+                };
+            }
+        }
+        // Records read in order from the verified range's start extend it.
         let extend = |cursor: &mut Cursor, to: usize| {
-            if at <= cursor.verified_to {
-                cursor.verified_to = cursor.verified_to.max(to);
+            if cursor.verified.start <= at && at <= cursor.verified.end {
+                cursor.verified.end = cursor.verified.end.max(to);
             }
         };
-        match format::step(buf, cursor.pos, cursor.expect_header, cursor.verified_to) {
+        let verified_to = if cursor.verified.start <= at {
+            cursor.verified.end
+        } else {
+            0
+        };
+        if !cursor.expect_header {
+            if let Some(raw) = format::verified_record(buf, at, verified_to) {
+                return Ok(Some(raw));
+            }
+        }
+        match format::step(buf, at, cursor.expect_header, verified_to) {
             Ok(Step::End) => return Ok(None),
             Ok(Step::Magic { next }) => {
                 extend(cursor, next);

@@ -471,3 +471,49 @@ fn checksums_skipped_by_a_seek_are_verified_after_a_rewind() {
         assert_eq!(twice.0, entries);
     }
 }
+
+/// Readers verify checksums ahead of the cursor, three records at a time:
+/// damage anywhere in a long run of small records (first, middle and last
+/// of a group of three, the last record of a run checked together, the
+/// journal's last record) still stops the reader at exactly that record,
+/// after every record before it, and a rewind reads the same again.
+#[test]
+fn damage_inside_a_run_checked_ahead_stops_at_that_record() {
+    let entries: Vec<JournalEntry<'static>> = (0..200u64)
+        .map(|i| {
+            wasnap_journal::FileDescriptorWriteV1 {
+                fd: 3,
+                offset: i * 64,
+                data: std::borrow::Cow::Owned(vec![i as u8; 64]),
+            }
+            .into()
+        })
+        .collect();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    let starts: Vec<u64> = std::iter::once(first_record_start(&bytes) as u64)
+        .chain(ends.iter().copied())
+        .collect();
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        for damaged_index in [0usize, 1, 2, 3, 46, 47, 48, 100, 199] {
+            let mut damaged = bytes.clone();
+            damaged[starts[damaged_index] as usize + 20] ^= 0x04;
+            let mut reader = reader_over(storage, &scratch, &damaged);
+            for pass in 0..2 {
+                let (read, error) = read_until_error(&mut reader);
+                assert_eq!(read, entries[..damaged_index], "{storage:?} pass {pass}");
+                let error = error.expect("the damage is found");
+                assert!(
+                    matches!(error.kind, ReadErrorKind::CrcMismatch { .. }),
+                    "{storage:?}: {error}"
+                );
+                assert_eq!(
+                    error.offset, starts[damaged_index],
+                    "{storage:?} pass {pass}"
+                );
+                reader.rewind();
+            }
+        }
+    }
+}
