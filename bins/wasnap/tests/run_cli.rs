@@ -254,6 +254,67 @@ fn bad_modules_get_errors_that_name_the_file() {
     assert!(!stderr.contains("fd_write"), "{stderr}");
 }
 
+/// A module printing `word` (three letters) and a newline.
+fn printer(word: &str) -> String {
+    format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "{word}\n")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const 4))
+               (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+/// A module file unchanged since a load that hashed it is not read again;
+/// rewritten in place with a program of the same length, it is.
+#[test]
+fn an_unchanged_module_file_is_not_hashed_again_and_a_rewritten_one_is() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = wat_module(dir.path(), "prog.wasm", &printer("one"));
+    let start = || {
+        let out = wasnap(cache.path())
+            .args(["run", "-v"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    // Changed moments ago: hashed every time, never remembered.
+    let (out, err) = start();
+    assert_eq!(out, "one\n");
+    assert!(err.contains("compiled and cached"), "{err}");
+    let (_, err) = start();
+    assert!(err.contains("loaded from the cache in"), "{err}");
+    // Settled: the next load remembers its hashes, the one after uses them.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (_, err) = start();
+    assert!(err.contains("loaded from the cache in"), "{err}");
+    let (out, err) = start();
+    assert_eq!(out, "one\n");
+    assert!(err.contains("file unchanged"), "{err}");
+    // Rewritten in place, same length: the new program runs.
+    let other_wat = printer("two");
+    let other = wasmer::wat2wasm(other_wat.as_bytes()).unwrap();
+    assert_eq!(
+        other.len(),
+        std::fs::metadata(&path).unwrap().len() as usize
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&other)
+        .unwrap();
+    let (out, err) = start();
+    assert_eq!(out, "two\n");
+    assert!(err.contains("compiled and cached"), "{err}");
+}
+
 #[test]
 fn a_second_start_loads_the_compiled_module_from_the_cache() {
     let cache = tempfile::tempdir().unwrap();

@@ -72,6 +72,7 @@ mod large_read;
 pub mod limits;
 pub mod memory_map;
 pub mod module_cache;
+mod module_memo;
 mod parallel_hash;
 pub mod policy;
 mod process;

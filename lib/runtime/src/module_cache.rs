@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use wasmer::{Engine, Module};
 
+use crate::module_memo::{self, FileIdentity, ModuleHashes};
+
 const MAGIC: &[u8; 8] = b"WSNPMOD2";
 const MAC_LEN: usize = 32;
 const HEADER: usize = MAGIC.len() + MAC_LEN;
@@ -28,6 +30,9 @@ const KEY_FILE: &str = ".key";
 pub enum CacheOutcome {
     /// Loaded from the cache: no compilation.
     Hit,
+    /// Loaded from the cache without reading the module file: it is
+    /// unchanged since a load that hashed it.
+    HitUnchanged,
     /// Compiled, then stored.
     Compiled,
     /// Compiled; caching is off or the store failed.
@@ -79,9 +84,10 @@ impl ModuleCache {
 
     /// The artifact's file name: the module's bytes, what was done to them
     /// before compiling (`variant`), and the engine.
-    fn key(engine: &Engine, wasm: &[u8], variant: &str) -> String {
+    /// `digest` is the BLAKE3 of the module's bytes.
+    fn key(engine: &Engine, digest: &blake3::Hash, variant: &str) -> String {
         let mut module = blake3::Hasher::new();
-        module.update(crate::parallel_hash::hash(wasm).as_bytes());
+        module.update(digest.as_bytes());
         module.update(variant.as_bytes());
         let module = module.finalize();
         let mut hasher = blake3::Hasher::new();
@@ -114,9 +120,43 @@ impl ModuleCache {
     /// passes its integrity check. Looking up costs a hash of `wasm`, not
     /// the rewrite.
     pub fn lookup(&self, engine: &Engine, wasm: &[u8], variant: &str) -> Option<Module> {
+        self.lookup_digest(engine, &crate::parallel_hash::hash(wasm), variant)
+    }
+
+    /// [`lookup`](Self::lookup) by the BLAKE3 of the module's bytes.
+    pub(crate) fn lookup_digest(
+        &self,
+        engine: &Engine,
+        digest: &blake3::Hash,
+        variant: &str,
+    ) -> Option<Module> {
         let dir = self.dir.as_ref()?;
         let key = cache_key(dir).ok()?;
-        Self::load(engine, &dir.join(Self::key(engine, wasm, variant)), &key)
+        Self::load(engine, &dir.join(Self::key(engine, digest, variant)), &key)
+    }
+
+    /// The hashes of the module file `identity` names, remembered from an
+    /// earlier load of the same unchanged file (see `module_memo`).
+    pub(crate) fn recall(&self, identity: &FileIdentity) -> Option<ModuleHashes> {
+        let dir = self.dir.as_ref()?;
+        let key = cache_key(dir).ok()?;
+        module_memo::recall(dir, &key, identity)
+    }
+
+    /// Remembers the hashes of the module file `identity` names (what it
+    /// was before and after they were computed); quietly does nothing when
+    /// the file changed too recently or the cache is off or unusable.
+    pub(crate) fn remember(&self, identity: &FileIdentity, hashes: &ModuleHashes) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(key) = cache_key(dir) else { return };
+        if let Err(e) =
+            module_memo::remember(dir, &key, identity, hashes, std::time::SystemTime::now())
+        {
+            tracing::warn!(
+                "could not remember a module's hashes in {}: {e}",
+                dir.display()
+            );
+        }
     }
 
     /// Compiles `compile` (the bytes `variant` made of `wasm`) and stores it
@@ -125,6 +165,19 @@ impl ModuleCache {
         &self,
         engine: &Engine,
         wasm: &[u8],
+        variant: &str,
+        compile: &[u8],
+    ) -> Result<(Module, CacheOutcome), CompileError> {
+        let digest = crate::parallel_hash::hash(wasm);
+        self.compile_and_store_digest(engine, &digest, variant, compile)
+    }
+
+    /// [`compile_and_store`](Self::compile_and_store) by the BLAKE3 of the
+    /// module's bytes.
+    pub(crate) fn compile_and_store_digest(
+        &self,
+        engine: &Engine,
+        digest: &blake3::Hash,
         variant: &str,
         compile: &[u8],
     ) -> Result<(Module, CacheOutcome), CompileError> {
@@ -144,7 +197,7 @@ impl ModuleCache {
                 return Ok((self::compile(engine, compile)?, CacheOutcome::Uncached));
             }
         };
-        let path = dir.join(Self::key(engine, wasm, variant));
+        let path = dir.join(Self::key(engine, digest, variant));
         let module = self::compile(engine, compile)?;
         let outcome = match Self::store(&module, dir, &path, &key) {
             Ok(()) => CacheOutcome::Compiled,
@@ -176,7 +229,7 @@ impl ModuleCache {
             return None;
         }
         // The artifact without a copy of its (tens of MB of) bytes.
-        let artifact = bytes::Bytes::from(bytes).slice(HEADER..);
+        let artifact = bytes::Bytes::from_owner(bytes).slice(HEADER..);
         // SAFETY: the artifact carries a MAC under this cache's secret key,
         // so `store` below wrote it from a module this engine configuration
         // compiled (the file name keys the engine): it is wasmer's own
@@ -283,7 +336,7 @@ mod tests {
 
         // Flip one byte of the artifact: no checksum to fix up can make it
         // pass, since the MAC needs the key.
-        let path = modules.join(ModuleCache::key(&engine, &wasm, ""));
+        let path = modules.join(ModuleCache::key(&engine, &blake3::hash(&wasm), ""));
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;

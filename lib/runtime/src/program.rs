@@ -9,6 +9,7 @@ use wasmer::{Engine, ExternType, Module};
 
 use crate::error::ProcessError;
 use crate::module_cache::{CacheOutcome, ModuleCache};
+use crate::module_memo::{FileIdentity, ModuleHashes};
 use crate::recorder::module_hash;
 
 /// How a program was loaded.
@@ -31,6 +32,9 @@ pub struct Program {
     load: LoadReport,
 }
 
+/// The name of the load-time rewrite (part of the cache's key).
+const REWRITE: &str = "export-mutable-globals";
+
 /// The exports a module prepared with Binaryen's asyncify has.
 const ASYNCIFY_EXPORTS: [&str; 4] = [
     "asyncify_start_unwind",
@@ -41,19 +45,55 @@ const ASYNCIFY_EXPORTS: [&str; 4] = [
 
 impl Program {
     /// Reads, rewrites and compiles the module at `path` (through `cache`).
+    /// A module file unchanged since an earlier load that hashed it is not
+    /// read at all when the cache holds its compiled form (see
+    /// `module_memo`).
     pub fn load(path: &Path, cache: &ModuleCache) -> Result<Program, ProcessError> {
-        let wasm =
-            crate::large_read::read_whole(path).map_err(|source| ProcessError::ReadModule {
-                path: path.to_owned(),
-                source,
-            })?;
+        let started = Instant::now();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("main.wasm");
-        let mut program =
-            Program::from_bytes(name, &wasm, cache).map_err(|e| e.with_module(path))?;
+        let read_error = |source| ProcessError::ReadModule {
+            path: path.to_owned(),
+            source,
+        };
+        let identity = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| FileIdentity::of(&meta));
+        // Whether the cache was asked for the module already (and had none).
+        let mut looked_up = false;
+        if let Some(hashes) = identity.as_ref().and_then(|id| cache.recall(id)) {
+            looked_up = true;
+            let engine = Engine::default();
+            let digest = blake3::Hash::from_bytes(hashes.blake3);
+            if let Some(module) = cache.lookup_digest(&engine, &digest, REWRITE) {
+                return Ok(Program {
+                    name: name.to_owned(),
+                    label: path.display().to_string(),
+                    engine,
+                    module,
+                    hash: hashes.sha256,
+                    load: LoadReport {
+                        outcome: CacheOutcome::HitUnchanged,
+                        elapsed: started.elapsed(),
+                    },
+                });
+            }
+        }
+        let wasm = crate::large_read::read_whole(path).map_err(read_error)?;
+        let (mut program, hashes) =
+            Program::load_bytes(name, &wasm, cache, looked_up).map_err(|e| e.with_module(path))?;
         program.label = path.display().to_string();
+        program.load.elapsed = started.elapsed();
+        // Remembered only if the file did not change while it was hashed.
+        let after = std::fs::metadata(path)
+            .ok()
+            .map(|meta| FileIdentity::of(&meta));
+        if let Some(identity) = identity.filter(|id| after.as_ref() == Some(id)) {
+            cache.remember(&identity, &hashes);
+        }
         Ok(program)
     }
 
@@ -64,46 +104,68 @@ impl Program {
         wasm: &[u8],
         cache: &ModuleCache,
     ) -> Result<Program, ProcessError> {
+        Program::load_bytes(name, wasm, cache, false).map(|(program, _)| program)
+    }
+
+    /// [`from_bytes`](Self::from_bytes), with the hashes of `wasm`;
+    /// `looked_up`: the cache has no compiled module for `wasm` (it was
+    /// just asked), so it is not asked again.
+    fn load_bytes(
+        name: impl Into<String>,
+        wasm: &[u8],
+        cache: &ModuleCache,
+        looked_up: bool,
+    ) -> Result<(Program, ModuleHashes), ProcessError> {
         let name = name.into();
         let started = Instant::now();
         let engine = Engine::default();
         // The journal identifies the module by the SHA-256 of its original
         // bytes: computed beside the load (a large module takes milliseconds
         // of each).
-        let (hash, loaded) = std::thread::scope(|scope| {
+        let (sha256, loaded) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| module_hash(wasm));
-            let loaded = Self::compile_cached(&name, wasm, &engine, cache);
+            let digest = crate::parallel_hash::hash(wasm);
+            let loaded = Self::compile_cached(&name, wasm, &digest, &engine, cache, looked_up)
+                .map(|(module, outcome)| (module, outcome, digest));
             (hashing.join(), loaded)
         });
-        let (module, outcome) = loaded?;
-        Ok(Program {
+        let (module, outcome, digest) = loaded?;
+        let hashes = ModuleHashes {
+            blake3: *digest.as_bytes(),
+            sha256: sha256.unwrap_or_else(|_| module_hash(wasm)),
+        };
+        let program = Program {
             label: name.clone(),
             name,
             engine,
             module,
-            hash: hash.unwrap_or_else(|_| module_hash(wasm)),
+            hash: hashes.sha256,
             load: LoadReport {
                 outcome,
                 elapsed: started.elapsed(),
             },
-        })
+        };
+        Ok((program, hashes))
     }
 
     /// The compiled module, from the cache or compiled (and cached).
     ///
     /// Every defined mutable global is exported at load time, so that a
     /// snapshot can save `__stack_pointer` and friends without special link
-    /// flags. The cache is keyed by the original bytes and the rewrite's
-    /// name, so a hit skips the rewrite.
+    /// flags. The cache is keyed by the original bytes (`digest`, their
+    /// BLAKE3) and the rewrite's name, so a hit skips the rewrite.
     fn compile_cached(
         name: &str,
         wasm: &[u8],
+        digest: &blake3::Hash,
         engine: &Engine,
         cache: &ModuleCache,
+        looked_up: bool,
     ) -> Result<(Module, CacheOutcome), ProcessError> {
-        const REWRITE: &str = "export-mutable-globals";
-        if let Some(module) = cache.lookup(engine, wasm, REWRITE) {
-            return Ok((module, CacheOutcome::Hit));
+        if !looked_up {
+            if let Some(module) = cache.lookup_digest(engine, digest, REWRITE) {
+                return Ok((module, CacheOutcome::Hit));
+            }
         }
         let rewritten;
         let bytes = if wasm.starts_with(b"\0asm") {
@@ -118,7 +180,7 @@ impl Program {
             wasm
         };
         cache
-            .compile_and_store(engine, wasm, REWRITE, bytes)
+            .compile_and_store_digest(engine, digest, REWRITE, bytes)
             .map_err(|source| ProcessError::Compile {
                 module: name.to_owned(),
                 source,

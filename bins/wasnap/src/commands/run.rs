@@ -302,6 +302,7 @@ pub fn run(options: RunOptions) -> Result<i32> {
         let load = program.load_report();
         let how = match load.outcome {
             CacheOutcome::Hit => "loaded from the cache",
+            CacheOutcome::HitUnchanged => "loaded from the cache (file unchanged, not read again)",
             CacheOutcome::Compiled => "compiled and cached",
             CacheOutcome::Uncached => "compiled (not cached)",
         };
