@@ -162,7 +162,8 @@ impl Journal {
             prefix,
             options.durability,
         )?;
-        let rx = JournalReader::from_file(read_file, path)?;
+        // The check above verified every record before `end`.
+        let rx = JournalReader::from_file(read_file, path)?.with_verified_prefix(end);
         Ok(Self { tx, rx })
     }
 

@@ -198,6 +198,16 @@ impl JournalReader {
         }
     }
 
+    /// Marks the records in `[0, end)` as verified: another reader of the
+    /// same bytes checked them (a journal's open checks the whole file
+    /// before its reader maps it again, holding the writer lock so that the
+    /// bytes cannot change), and this one need not checksum them again.
+    pub(crate) fn with_verified_prefix(mut self, end: u64) -> Self {
+        let end = usize::try_from(end).unwrap_or(usize::MAX).min(self.buf.len());
+        self.cursor.verified = 0..end;
+        self
+    }
+
     /// Sets the recovery mode.
     pub fn with_recovery(mut self, recovery: Recovery) -> Self {
         self.recovery = recovery;
