@@ -203,7 +203,9 @@ impl JournalReader {
     /// before its reader maps it again, holding the writer lock so that the
     /// bytes cannot change), and this one need not checksum them again.
     pub(crate) fn with_verified_prefix(mut self, end: u64) -> Self {
-        let end = usize::try_from(end).unwrap_or(usize::MAX).min(self.buf.len());
+        let end = usize::try_from(end)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
         self.cursor.verified = 0..end;
         self
     }

@@ -281,3 +281,123 @@ fn the_reference_model_and_a_resume_agree_on_snapshot_positions() {
     };
     assert_eq!(*pos, position);
 }
+
+/// Descriptors of host mounts (here `/data`, descriptor 4; 3 is the
+/// in-memory root) are reopened only if the replay needs them:
+/// one opened and closed before the journal ends is never reopened (so a
+/// file deleted since does not warn), one still open comes back at its
+/// number and position (after a renumber too), and one opened relative to
+/// a directory descriptor that is closed later comes back all the same.
+#[test]
+fn host_descriptors_are_reopened_only_when_the_replay_needs_them() {
+    use std::borrow::Cow;
+    use wasnap_journal::{
+        CloseFileDescriptorV1, FileDescriptorSeekV1, Journal, JournalEntry, OpenFileDescriptorV1,
+        RenumberFileDescriptorV1, WriteJournal,
+    };
+    use wasnap_wasi::abi::rights;
+    use wasnap_wasi::fd::Handle;
+
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("a.txt"), "abcdef").unwrap();
+    std::fs::create_dir(host.path().join("sub")).unwrap();
+    std::fs::write(host.path().join("sub/b.txt"), "b").unwrap();
+    std::fs::write(host.path().join("kept.txt"), "k").unwrap();
+    let open = |fd: u32, dirfd: u32, path: &'static str, dir: bool| -> JournalEntry<'static> {
+        OpenFileDescriptorV1 {
+            fd,
+            dirfd,
+            dirflags: 0,
+            path: Cow::Borrowed(path),
+            o_flags: if dir {
+                wasnap_wasi::abi::oflags::DIRECTORY
+            } else {
+                0
+            },
+            // A directory as a program opens one: to look things up in it.
+            fs_rights_base: if dir {
+                rights::PATH_OPEN | rights::FD_READDIR | rights::FD_FILESTAT_GET
+            } else {
+                rights::ALL
+            },
+            fs_rights_inheriting: rights::ALL,
+            fs_flags: 0,
+        }
+        .into()
+    };
+    let close = |fd: u32| -> JournalEntry<'static> { CloseFileDescriptorV1 { fd }.into() };
+    let mut entries = Vec::new();
+    // Hundreds of files opened and closed, as an interpreter's imports do;
+    // the last of them is deleted from the host before the replay.
+    for _ in 0..300 {
+        entries.push(open(5, 4, "a.txt", false));
+        entries.push(close(5));
+    }
+    std::fs::write(host.path().join("gone.txt"), "g").unwrap();
+    entries.push(open(5, 4, "gone.txt", false));
+    entries.push(close(5));
+    // A file opened relative to a directory descriptor closed after it.
+    entries.push(open(5, 4, "sub", true));
+    entries.push(open(6, 5, "b.txt", false));
+    entries.push(close(5));
+    // A file kept open, moved, renumbered over another one.
+    entries.push(open(9, 4, "sub/b.txt", false));
+    entries.push(open(7, 4, "a.txt", false));
+    entries.push(
+        FileDescriptorSeekV1 {
+            fd: 7,
+            offset: 3,
+            whence: 0,
+        }
+        .into(),
+    );
+    entries.push(
+        RenumberFileDescriptorV1 {
+            from_fd: 7,
+            to_fd: 9,
+        }
+        .into(),
+    );
+    // A file still open whose host file is gone: the one warning.
+    entries.push(open(8, 4, "kept.txt", false));
+    // A finished run: everything is replayed, nothing re-executed.
+    entries.push(wasnap_journal::ProcessExitV1 { exit_code: 0 }.into());
+    let mut journal = Journal::in_memory();
+    for entry in &entries {
+        journal.write(entry).unwrap();
+    }
+    journal.flush().unwrap();
+    std::fs::remove_file(host.path().join("gone.txt")).unwrap();
+    std::fs::remove_file(host.path().join("kept.txt")).unwrap();
+
+    let mut reader = JournalReader::from_buffer(bytes_of(&mut journal));
+    let mut ctx = wasnap_wasi::WasiCtx::builder()
+        .host_dir(host.path(), "/data", false)
+        .build()
+        .unwrap();
+    let summary = replay(&mut ctx, &mut reader, &ReplayOptions::default()).unwrap();
+    assert_eq!(summary.warnings.len(), 1, "{summary:?} {:?}", ctx.fds());
+    assert!(
+        summary.warnings[0].contains("kept.txt"),
+        "{:?}",
+        summary.warnings
+    );
+    assert!(
+        !host.path().join("kept.txt").exists(),
+        "never created again"
+    );
+    for fd in [5, 7, 8] {
+        assert!(
+            ctx.fds().get(fd).is_err(),
+            "descriptor {fd} should be closed"
+        );
+    }
+    match &ctx.fds().get(6).unwrap().handle {
+        Handle::File { pos, .. } => assert_eq!(*pos, 0),
+        other => panic!("descriptor 6: {other:?}"),
+    }
+    match &ctx.fds().get(9).unwrap().handle {
+        Handle::File { pos, .. } => assert_eq!(*pos, 3),
+        other => panic!("descriptor 9: {other:?}"),
+    }
+}

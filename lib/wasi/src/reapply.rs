@@ -10,7 +10,11 @@
 //!   recorded effect times (`ClockSetV1`), so trees, bytes, sizes, times and
 //!   links come back exactly;
 //! - effects on host mounts are not re-applied (the host holds them); their
-//!   descriptors are reopened by path, without creating or truncating;
+//!   descriptors are reopened by path, without creating or truncating, and
+//!   only if the replay needs them: a reopen waits until an entry acts
+//!   through the descriptor (or through it as a directory) or the replay
+//!   ends, and a close before then means it never happens (an interpreter
+//!   that opened and closed hundreds of library files reopens none);
 //! - descriptors come back at their recorded numbers, positions and flags;
 //! - writes to standard output and error are printed again only if asked;
 //! - large writes are served from the journal's mapping instead of being
@@ -18,9 +22,9 @@
 //!   into one copy per run, so a file does not end up as thousands of
 //!   extents.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use wasnap_journal::{JournalEntry, OwnedBuffer};
+use wasnap_journal::{JournalEntry, OpenFileDescriptorV1, OwnedBuffer};
 
 use crate::abi::{fstflags, oflags};
 use crate::ctx::WasiCtx;
@@ -96,6 +100,10 @@ pub struct Reapplier<'c> {
     /// Descriptors of host mounts that could not be reopened: their later
     /// effects are skipped.
     lost: HashSet<u32>,
+    /// Opens on host mounts not done yet, by recorded descriptor: done when
+    /// an entry acts through the descriptor, when the descriptor they were
+    /// opened relative to is about to go, or at the end; dropped by a close.
+    deferred: BTreeMap<u32, OpenFileDescriptorV1<'static>>,
     map_base: usize,
     map_len: usize,
 }
@@ -125,6 +133,7 @@ impl<'c> Reapplier<'c> {
             counts: ReapplyCounts::default(),
             pending: HashMap::new(),
             lost: HashSet::new(),
+            deferred: BTreeMap::new(),
             map_base,
             map_len,
         }
@@ -133,6 +142,9 @@ impl<'c> Reapplier<'c> {
     /// Applies what is still gathered and reports what was done.
     pub fn finish(mut self) -> Result<ReapplyCounts, SysError> {
         self.flush_all()?;
+        while let Some(fd) = self.deferred.keys().next().copied() {
+            self.reopen(fd)?;
+        }
         Ok(std::mem::take(&mut self.counts))
     }
 }
@@ -163,7 +175,34 @@ impl Reapplier<'_> {
         }
         self.ctx.time_override = Some(self.time);
         self.ctx.now();
-        if let Some(fds) = descriptors_of(entry) {
+        let fds = descriptors_of(entry);
+        if let Some(fds) = &fds {
+            if let E::CloseFileDescriptorV1(c) = entry {
+                if self.deferred.contains_key(&c.fd) {
+                    // What was opened relative to it is opened now (which
+                    // opens it too, and then it is closed as usual).
+                    self.reopen_children(c.fd)?;
+                    if self.deferred.remove(&c.fd).is_some() {
+                        // Opened and closed with nothing in between that
+                        // needed it: never reopened.
+                        self.counts.host_effects_skipped += 1;
+                        return Ok(());
+                    }
+                }
+            }
+            for &fd in fds {
+                if matches!(
+                    entry,
+                    E::CloseFileDescriptorV1(_) | E::RenumberFileDescriptorV1(_)
+                ) {
+                    // The descriptor goes (or moves): what was opened
+                    // relative to it is opened now.
+                    self.reopen_children(fd)?;
+                }
+                self.reopen(fd)?;
+            }
+        }
+        if let Some(fds) = fds {
             if fds.iter().any(|fd| self.lost.contains(fd)) {
                 match entry {
                     E::CloseFileDescriptorV1(c) => {
@@ -333,7 +372,51 @@ impl Reapplier<'_> {
         Ok(())
     }
 
-    fn open(&mut self, o: &wasnap_journal::OpenFileDescriptorV1<'_>) -> Applied {
+    fn open(&mut self, o: &OpenFileDescriptorV1<'_>) -> Applied {
+        let (mount, _, _) = self.ctx.dir_of(o.dirfd, 0)?;
+        if !self.ctx.mounts[mount].is_memory() {
+            use wasnap_journal::field::IntoOwned as _;
+            self.deferred.insert(o.fd, o.clone().into_owned());
+            return Ok(());
+        }
+        self.open_now(o)
+    }
+
+    /// Does the deferred open of `fd`, if there is one (and first the open
+    /// of the directory it is relative to, if that is deferred too).
+    fn reopen(&mut self, fd: u32) -> Applied {
+        let Some(o) = self.deferred.remove(&fd) else {
+            return Ok(());
+        };
+        if o.dirfd != fd {
+            self.reopen(o.dirfd)?;
+        }
+        if self.lost.contains(&o.dirfd) {
+            self.counts.warnings.push(format!(
+                "cannot reopen {}: its directory was not restored; descriptor {} is not restored",
+                o.path, o.fd
+            ));
+            self.lost.insert(o.fd);
+            return Ok(());
+        }
+        self.open_now(&o)
+    }
+
+    /// Does every deferred open relative to the directory descriptor `dirfd`.
+    fn reopen_children(&mut self, dirfd: u32) -> Applied {
+        let children: Vec<u32> = self
+            .deferred
+            .iter()
+            .filter(|(&fd, o)| o.dirfd == dirfd && fd != dirfd)
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in children {
+            self.reopen(fd)?;
+        }
+        Ok(())
+    }
+
+    fn open_now(&mut self, o: &OpenFileDescriptorV1<'_>) -> Applied {
         let (mount, _, _) = self.ctx.dir_of(o.dirfd, 0)?;
         let host = !self.ctx.mounts[mount].is_memory();
         // On a host mount the file is reopened as it is now: never created
