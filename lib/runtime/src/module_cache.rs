@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use wasmer::{Engine, Module};
 
-use crate::module_memo::{self, FileIdentity, ModuleHashes};
+use crate::module_memo::{self, Facts, FileIdentity, ModuleHashes};
 
 const MAGIC: &[u8; 8] = b"WSNPMOD2";
 const MAC_LEN: usize = 32;
@@ -140,7 +140,10 @@ impl ModuleCache {
     pub(crate) fn recall(&self, identity: &FileIdentity) -> Option<ModuleHashes> {
         let dir = self.dir.as_ref()?;
         let key = cache_key(dir).ok()?;
-        module_memo::recall(dir, &key, identity)
+        match module_memo::recall(dir, &key, identity)? {
+            Facts::Module(hashes) => Some(hashes),
+            Facts::Artifact { .. } => None,
+        }
     }
 
     /// Remembers the hashes of the module file `identity` names (what it
@@ -149,14 +152,7 @@ impl ModuleCache {
     pub(crate) fn remember(&self, identity: &FileIdentity, hashes: &ModuleHashes) {
         let Some(dir) = &self.dir else { return };
         let Ok(key) = cache_key(dir) else { return };
-        if let Err(e) =
-            module_memo::remember(dir, &key, identity, hashes, std::time::SystemTime::now())
-        {
-            tracing::warn!(
-                "could not remember a module's hashes in {}: {e}",
-                dir.display()
-            );
-        }
+        remember_quietly(dir, &key, identity, &Facts::Module(*hashes));
     }
 
     /// Compiles `compile` (the bytes `variant` made of `wasm`) and stores it
@@ -213,14 +209,35 @@ impl ModuleCache {
     }
 
     fn load(engine: &Engine, path: &Path, key: &[u8; 32]) -> Option<Module> {
+        let identity = |path: &Path| fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+        let before = identity(path)?;
         let bytes = crate::large_read::read_whole(path).ok()?;
         if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
             return None;
         }
         let artifact = &bytes[HEADER..];
-        let mac = crate::parallel_hash::keyed_hash(key, artifact);
-        // `blake3::Hash` compares in constant time.
-        if mac != blake3::Hash::from_bytes(bytes[MAGIC.len()..HEADER].try_into().ok()?) {
+        let dir = path.parent()?;
+        // An artifact unchanged since its MAC verified is checked against
+        // damage only (see `module_memo`); any other is checked in full.
+        let remembered = match module_memo::recall(dir, key, &before) {
+            Some(Facts::Artifact { crc32c }) => Some(crc32c),
+            Some(Facts::Module(_)) | None => None,
+        };
+        let intact = match remembered {
+            Some(crc) if crate::parallel_hash::crc32c(artifact) == crc => true,
+            Some(_) | None => {
+                let mac = crate::parallel_hash::keyed_hash(key, artifact);
+                // `blake3::Hash` compares in constant time.
+                let verified =
+                    mac == blake3::Hash::from_bytes(bytes[MAGIC.len()..HEADER].try_into().ok()?);
+                if verified && identity(path) == Some(before) {
+                    let crc32c = crate::parallel_hash::crc32c(artifact);
+                    remember_quietly(dir, key, &before, &Facts::Artifact { crc32c });
+                }
+                verified
+            }
+        };
+        if !intact {
             tracing::warn!(
                 "cached module {} failed its integrity check (damaged or not written by \
                  wasnap); recompiling",
@@ -230,12 +247,13 @@ impl ModuleCache {
         }
         // The artifact without a copy of its (tens of MB of) bytes.
         let artifact = bytes::Bytes::from_owner(bytes).slice(HEADER..);
-        // SAFETY: the artifact carries a MAC under this cache's secret key,
-        // so `store` below wrote it from a module this engine configuration
-        // compiled (the file name keys the engine): it is wasmer's own
-        // serialization, not bytes from elsewhere. That is also why its
-        // archive is not validated again (validation costs more than the
-        // rest of a load: 56 ms for CPython's 35 MB).
+        // SAFETY: the artifact carries a MAC under this cache's secret key
+        // (verified now, or when its unchanged file was last checked, and
+        // its CRC32C now), so `store` below wrote it from a module this
+        // engine configuration compiled (the file name keys the engine): it
+        // is wasmer's own serialization, not bytes from elsewhere. That is
+        // also why its archive is not validated again (validation costs more
+        // than the rest of a load: 56 ms for CPython's 35 MB).
         unsafe { Module::deserialize_unchecked(engine, artifact) }.ok()
     }
 
@@ -254,6 +272,14 @@ impl ModuleCache {
         ));
         fs::write(&tmp, &bytes)?;
         fs::rename(&tmp, path)
+    }
+}
+
+/// Remembers `facts` about the file `identity` names in the cache at `dir`;
+/// a failure costs a later start the full check, so it is only logged.
+fn remember_quietly(dir: &Path, key: &[u8; 32], identity: &FileIdentity, facts: &Facts) {
+    if let Err(e) = module_memo::remember(dir, key, identity, facts, std::time::SystemTime::now()) {
+        tracing::warn!("could not write a memo in {}: {e}", dir.display());
     }
 }
 
@@ -350,5 +376,42 @@ mod tests {
         fs::remove_file(modules.join(KEY_FILE)).unwrap();
         let (_, fifth) = cache.load_or_compile(&engine, &wasm).unwrap();
         assert_eq!(fifth, CacheOutcome::Compiled);
+    }
+
+    /// An artifact whose memo says its MAC verified while its file is
+    /// unchanged is checked by CRC32C alone; a CRC that does not match
+    /// sends it back to the full check.
+    #[test]
+    fn an_unchanged_artifact_is_checked_by_its_remembered_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let cache = ModuleCache::new(&modules);
+        let engine = Engine::default();
+        let wasm = wasmer::wat2wasm(WAT.as_bytes()).unwrap();
+        cache.load_or_compile(&engine, &wasm).unwrap();
+        let key = cache_key(&modules).unwrap();
+        let path = modules.join(ModuleCache::key(&engine, &blake3::hash(&wasm), ""));
+        // Spoil the MAC: only the memo can let this artifact through.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[MAGIC.len()] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let crc = crc32c::crc32c(&bytes[HEADER..]);
+        let identity = FileIdentity::of(&fs::metadata(&path).unwrap());
+        let later = std::time::SystemTime::now() + module_memo::SETTLE * 2;
+        let remember = |crc32c: u32| {
+            assert!(module_memo::remember(
+                &modules,
+                &key,
+                &identity,
+                &Facts::Artifact { crc32c },
+                later
+            )
+            .unwrap());
+        };
+        remember(crc);
+        assert!(ModuleCache::load(&engine, &path, &key).is_some());
+        // A remembered CRC that does not match: the MAC decides, and fails.
+        remember(crc ^ 1);
+        assert!(ModuleCache::load(&engine, &path, &key).is_none());
     }
 }

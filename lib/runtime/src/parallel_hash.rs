@@ -1,4 +1,4 @@
-//! BLAKE3 of large inputs on two threads: the left subtree of BLAKE3's
+//! BLAKE3 (and CRC32C) of large inputs on two threads: the left subtree of BLAKE3's
 //! tree here, the right one on a helper thread, joined at the root. The
 //! tree mode makes this the very hash a single pass computes (the tests
 //! compare them); it halves the wall time of hashing a module or a cached
@@ -19,6 +19,26 @@ pub(crate) fn hash(data: &[u8]) -> blake3::Hash {
 pub(crate) fn keyed_hash(key: &[u8; 32], data: &[u8]) -> blake3::Hash {
     split(data, || Hasher::new_keyed(key), Mode::KeyedHash(key))
         .unwrap_or_else(|| blake3::keyed_hash(key, data))
+}
+
+/// `crc32c::crc32c(data)`: the two halves on two threads, combined.
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    if data.len() < SPLIT_MIN {
+        return crc32c::crc32c(data);
+    }
+    let (left, right) = data.split_at(data.len() / 2);
+    let (left_crc, right_crc) = std::thread::scope(|scope| {
+        let right_crc = std::thread::Builder::new()
+            .name("wasnap-hash".into())
+            .spawn_scoped(scope, || crc32c::crc32c(right));
+        let left_crc = crc32c::crc32c(left);
+        let right_crc = match right_crc.ok().map(|t| t.join()) {
+            Some(Ok(crc)) => crc,
+            Some(Err(_)) | None => crc32c::crc32c(right),
+        };
+        (left_crc, right_crc)
+    });
+    crc32c::crc32c_combine(left_crc, right_crc, right.len())
 }
 
 /// The hash of `data` from its two subtrees (hashers from `new`, root in
@@ -66,6 +86,7 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 1021) as u8).collect();
             assert_eq!(hash(&data), blake3::hash(&data), "{len}");
+            assert_eq!(crc32c(&data), crc32c::crc32c(&data), "{len}");
             assert_eq!(
                 keyed_hash(&key, &data),
                 blake3::keyed_hash(&key, &data),
