@@ -535,7 +535,7 @@ fn main() -> Result<()> {
                 );
             }
             println!(
-                "{:<18} append wasnap/wasmer {append_vs_wasmer:.1}x, read wasnap/wasmer {read_vs_wasmer:.1}x, append wasnap/raw {:.0}%",
+                "{:<18} append wasnap/wasmer {append_vs_wasmer:.1}x, read wasnap/wasmer {read_vs_wasmer:.2}x, append wasnap/raw {:.0}%",
                 "",
                 append_vs_raw * 100.0
             );
