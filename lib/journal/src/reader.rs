@@ -104,7 +104,8 @@ struct Cursor {
     /// its start (a record boundary), passed its checksum: checked ahead of
     /// the cursor several at a time ([`format::verify_ahead`]), or read
     /// before. Reading them checks their structure but not their checksum
-    /// again (after a rewind, too).
+    /// again (after a rewind, too). A seek anywhere else than the start or
+    /// the range's end forgets it.
     verified: std::ops::Range<usize>,
 }
 
@@ -263,7 +264,15 @@ impl JournalReader {
         let pos = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(self.buf.len());
-        self.cursor.pos = pos - pos % format::RECORD_ALIGN;
+        let pos = pos - pos % format::RECORD_ALIGN;
+        // Records are taken as verified only along the chain of boundaries
+        // the range was read through. The start and the range's end are on
+        // it; any other offset may not be a boundary at all, and bytes read
+        // from there must meet their checksum.
+        if pos != 0 && pos != self.cursor.verified.end {
+            self.cursor.verified = 0..0;
+        }
+        self.cursor.pos = pos;
         self.cursor.expect_header = false;
         self.cursor.torn_tail = None;
     }

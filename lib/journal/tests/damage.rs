@@ -517,3 +517,49 @@ fn damage_inside_a_run_checked_ahead_stops_at_that_record() {
         }
     }
 }
+
+/// A seek to an offset that is not a record boundary, inside records already
+/// verified, reads an error, never an entry: checksums are skipped only along
+/// the boundaries they were verified through. Here each record's data holds
+/// a whole record with a wrong checksum, which only its checksum gives away.
+#[test]
+fn a_seek_off_the_boundaries_of_verified_records_is_an_error() {
+    let one = journal_bytes(&[wasnap_journal::CloseFileDescriptorV1 { fd: 9 }.into()]);
+    let mut inner = one[first_record_start(&one)..].to_vec();
+    let crc_at = inner.len() - 8;
+    inner[crc_at] ^= 0xff;
+    let entries: Vec<JournalEntry<'static>> = (0..40u64)
+        .map(|i| {
+            wasnap_journal::FileDescriptorWriteV1 {
+                fd: 3,
+                offset: i,
+                data: std::borrow::Cow::Owned(inner.clone()),
+            }
+            .into()
+        })
+        .collect();
+    let bytes = journal_bytes(&entries);
+    let ends = record_ends(&bytes);
+    let boundaries: std::collections::HashSet<u64> = ends.iter().copied().collect();
+    for storage in STORAGES {
+        let scratch = Scratch::new();
+        let mut reader = reader_over(storage, &scratch, &bytes);
+        let (all, error) = read_until_error(&mut reader);
+        assert_eq!((all.len(), error.map(|e| e.to_string())), (40, None));
+        let mut tried = 0;
+        for offset in (ends[0]..*ends.last().unwrap()).step_by(8) {
+            if boundaries.contains(&offset) {
+                continue;
+            }
+            tried += 1;
+            reader.seek(offset);
+            if let Ok(record) = reader.read_next() {
+                panic!(
+                    "{storage:?}: a seek to {offset} read {:?}",
+                    record.map(|r| r.entry.into_owned())
+                );
+            }
+        }
+        assert!(tried > 100, "{tried}");
+    }
+}
