@@ -259,7 +259,10 @@ impl JournalReader {
 
     /// Moves the cursor to `offset`, which must be a record boundary the caller
     /// got from this journal (a `LogRecord::end`, a `position()`). Reading from
-    /// an offset that is not a boundary yields an error, never a wrong entry.
+    /// an offset that is not a boundary yields an error, never an entry whose
+    /// checksum does not match (bytes that hold a whole record with its
+    /// checksum, such as a payload that is itself a journal, read as that
+    /// record: a checksum cannot tell where it was written).
     pub fn seek(&mut self, offset: u64) {
         let pos = usize::try_from(offset)
             .unwrap_or(usize::MAX)
