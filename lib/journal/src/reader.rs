@@ -407,11 +407,6 @@ fn next_raw(
         } else {
             0
         };
-        if !cursor.expect_header {
-            if let Some(raw) = format::verified_record(buf, at, verified_to) {
-                return Ok(Some(raw));
-            }
-        }
         match format::step(buf, at, cursor.expect_header, verified_to) {
             Ok(Step::End) => return Ok(None),
             Ok(Step::Magic { next }) => {

@@ -228,6 +228,14 @@ mod tests {
         FileIdentity::of(&fs::metadata(path).unwrap())
     }
 
+    /// A module file just written in `dir`, and its identity.
+    fn module_in(dir: &Path) -> (std::path::PathBuf, FileIdentity) {
+        let module = dir.join("m.wasm");
+        fs::write(&module, b"\0asm").unwrap();
+        let identity = identity_of(&module);
+        (module, identity)
+    }
+
     #[test]
     fn a_settled_file_is_recalled_and_a_changed_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -255,9 +263,7 @@ mod tests {
     #[test]
     fn a_file_changed_moments_ago_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let module = dir.path().join("m.wasm");
-        fs::write(&module, b"\0asm").unwrap();
-        let identity = identity_of(&module);
+        let (_, identity) = module_in(dir.path());
         let key = [3u8; 32];
         assert!(!remember(dir.path(), &key, &identity, &hashes(), SystemTime::now()).unwrap());
         assert_eq!(recall(dir.path(), &key, &identity), None);
@@ -266,9 +272,7 @@ mod tests {
     #[test]
     fn a_tampered_memo_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let module = dir.path().join("m.wasm");
-        fs::write(&module, b"\0asm").unwrap();
-        let identity = identity_of(&module);
+        let (_, identity) = module_in(dir.path());
         let key = [3u8; 32];
         let later = SystemTime::now() + SETTLE + Duration::from_secs(1);
         assert!(remember(dir.path(), &key, &identity, &hashes(), later).unwrap());
