@@ -1,8 +1,9 @@
-//! Resume maps memory from the journal: the journal file never changes
-//! under a resumed program that writes its memory, two resumes from one
-//! journal print the same, a compressed (archived) journal is copied
-//! instead and resumes the same, and a damaged or truncated memory record
-//! is an error naming the journal (or a re-execution), never a crash.
+//! Resume maps memory from the journal or reads it (`--restore-memory`):
+//! either way the journal file never changes under a resumed program that
+//! writes its memory, two resumes from one journal print the same, a
+//! compressed (archived) journal is copied and resumes the same, and a
+//! damaged or truncated memory record is an error naming the journal (or a
+//! re-execution), never a crash.
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +40,16 @@ fn mapped_bytes(stderr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no mapped figure in: {stderr}"))
 }
 
+/// The figure before " copied)" in `run -v`'s output.
+fn copied_bytes(stderr: &str) -> u64 {
+    stderr
+        .split(" copied)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no copied figure in: {stderr}"))
+}
+
 /// (offset in the file, length) of the data of the largest mapped region.
 fn largest_mapped_region(journal: &Path) -> (u64, u64) {
     let mut reader = JournalReader::open(journal).unwrap();
@@ -57,7 +68,7 @@ fn largest_mapped_region(journal: &Path) -> (u64, u64) {
 }
 
 #[test]
-fn resumes_map_memory_without_touching_the_journal() {
+fn resumes_map_or_copy_memory_without_touching_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let module = fixture("startup.async.wasm");
     let module = module.as_str();
@@ -86,24 +97,39 @@ fn resumes_map_memory_without_touching_the_journal() {
     );
     assert_eq!(snap.status.code(), Some(0), "{}", text(&snap.stderr));
     let before = std::fs::read(&base).unwrap();
-    let resume = ["run", "-v", "--journal-readonly", b, module, "2"];
-    let first = wasnap(dir.path(), &resume, b"hello\n");
-    let second = wasnap(dir.path(), &resume, b"hello\n");
-    for out in [&first, &second] {
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), text(&expected.stdout));
-        // The 32 MiB index came from the file, mapped.
+    // The 32 MiB index (a memory of about 33.5 MB, which `auto` copies)
+    // comes from the file, mapped or read.
+    for (how, mapped) in [("map", true), ("copy", false), ("auto", false)] {
+        let resume = [
+            "run",
+            "-v",
+            "--restore-memory",
+            how,
+            "--journal-readonly",
+            b,
+            module,
+            "2",
+        ];
+        let first = wasnap(dir.path(), &resume, b"hello\n");
+        let second = wasnap(dir.path(), &resume, b"hello\n");
+        for out in [&first, &second] {
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{how}: {stderr}");
+            assert_eq!(text(&out.stdout), text(&expected.stdout), "{how}");
+            let (by_map, by_copy) = (mapped_bytes(&stderr), copied_bytes(&stderr));
+            if mapped {
+                assert!(by_map >= 32 << 20, "{how}: {stderr}");
+            } else {
+                assert!(by_map == 0 && by_copy >= 32 << 20, "{how}: {stderr}");
+            }
+        }
+        // The program rewrote memory that came from the journal; the
+        // journal is as it was.
         assert!(
-            mapped_bytes(&text(&out.stderr)) >= 32 << 20,
-            "{}",
-            text(&out.stderr)
+            std::fs::read(&base).unwrap() == before,
+            "{how}: the journal changed"
         );
     }
-    // The program rewrote memory it had mapped; the journal is as it was.
-    assert!(
-        std::fs::read(&base).unwrap() == before,
-        "the journal changed"
-    );
 
     // A flipped byte in the mapped data: damage, named, exit 2.
     let (offset, len) = largest_mapped_region(&base);

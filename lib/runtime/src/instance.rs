@@ -9,7 +9,7 @@ use wasnap_journal::{FileDescriptorSeekV1, JournalEntry, JournalWriter, ThreadSt
 use wasnap_wasi::fd::Handle;
 use wasnap_wasi::{ExitStatus, WasiInstance};
 
-use crate::memory_map::RestoreFigures;
+use crate::memory_map::{MemoryRestore, RestoreFigures};
 use crate::snapshot::{SnapshotControl, SnapshotError, SnapshotStats, SnapshotWrite};
 
 /// A WASI instance whose snapshot points are served by [`SnapshotControl`].
@@ -111,14 +111,18 @@ fn take_snapshot(
 }
 
 /// Restores memory and globals from a snapshot; the next run continues
-/// where the snapshot was taken.
+/// where the snapshot was taken, its memory put back as `how` says.
+/// `track_writes`: the process will take
+/// snapshots (see [`SnapshotControl::restore`](crate::snapshot::SnapshotControl::restore)).
 pub(crate) fn restore(
     instance: &mut Instance,
     memory: &MemoryLayers,
     thread: &ThreadStateV1<'_>,
+    how: MemoryRestore,
+    track_writes: bool,
 ) -> Result<RestoreFigures, SnapshotError> {
     let mut control = std::mem::take(instance.points_mut());
-    let result = control.restore(&mut instance.store, memory, thread);
+    let result = control.restore(&mut instance.store, memory, thread, how, track_writes);
     *instance.points_mut() = control;
     result
 }

@@ -85,7 +85,7 @@ pub mod tail;
 pub use error::ProcessError;
 pub use instance::Instance;
 pub use limits::{Limits, MemoryLimit};
-pub use memory_map::RestoreFigures;
+pub use memory_map::{MemoryRestore, RestoreFigures, COPY_AT_MOST};
 pub use module_cache::{CacheOutcome, CompileError, ModuleCache};
 pub use policy::{PolicyError, SnapshotPolicy};
 pub use process::{

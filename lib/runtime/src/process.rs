@@ -19,7 +19,7 @@ use wasnap_wasi::{ExitStatus, WasiCtx};
 use crate::error::ProcessError;
 use crate::instance::{self, Instance};
 use crate::limits::{Deadline, LimitedTunables, Limits, MemoryLimit};
-use crate::memory_map::RestoreFigures;
+use crate::memory_map::{MemoryRestore, RestoreFigures};
 use crate::policy::SnapshotPolicy;
 use crate::program::Program;
 use crate::recorder::JournalRecorder;
@@ -65,6 +65,8 @@ pub struct ProcessOptions {
     pub on_divergence: OnDivergence,
     /// Bounds on memory and time.
     pub limits: Limits,
+    /// How a resume puts the snapshot's memory back.
+    pub memory_restore: MemoryRestore,
 }
 
 /// Where a process resumed.
@@ -324,12 +326,18 @@ impl Process {
         report.timings.instantiate = instantiating.elapsed();
         if let Some(point) = resume_point {
             let restoring = std::time::Instant::now();
-            let figures = instance::restore(&mut instance, &point.memory, &point.thread).map_err(
-                |source| ProcessError::Restore {
-                    module: name.clone(),
-                    source,
-                },
-            )?;
+            let track_writes = policy.takes_snapshots();
+            let figures = instance::restore(
+                &mut instance,
+                &point.memory,
+                &point.thread,
+                options.memory_restore,
+                track_writes,
+            )
+            .map_err(|source| ProcessError::Restore {
+                module: name.clone(),
+                source,
+            })?;
             report.timings.restore = restoring.elapsed();
             report.resumed = Some(Resumed {
                 marker_offset: point.marker_offset,

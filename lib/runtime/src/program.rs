@@ -66,7 +66,7 @@ impl Program {
         let mut looked_up = false;
         if let Some(hashes) = identity.as_ref().and_then(|id| cache.recall(id)) {
             looked_up = true;
-            let engine = Engine::default();
+            let engine = new_engine();
             let digest = blake3::Hash::from_bytes(hashes.blake3);
             if let Some(module) = cache.lookup_digest(&engine, &digest, REWRITE) {
                 return Ok(Program {
@@ -118,7 +118,7 @@ impl Program {
     ) -> Result<(Program, ModuleHashes), ProcessError> {
         let name = name.into();
         let started = Instant::now();
-        let engine = Engine::default();
+        let engine = new_engine();
         // The journal identifies the module by the SHA-256 of its original
         // bytes: computed beside the load (a large module takes milliseconds
         // of each).
@@ -225,4 +225,16 @@ impl Program {
     pub(crate) fn module(&self) -> &Module {
         &self.module
     }
+}
+
+/// The engine modules compile for. With `WASNAP_PERFMAP` set, it writes
+/// `/tmp/perf-PID.map` so that `perf report` names the guest's functions
+/// (from the module's name section).
+fn new_engine() -> Engine {
+    if std::env::var_os("WASNAP_PERFMAP").is_some() {
+        let mut compiler = wasmer::sys::Cranelift::default();
+        wasmer::sys::CompilerConfig::enable_perfmap(&mut compiler);
+        return Engine::from(compiler);
+    }
+    Engine::default()
 }

@@ -605,14 +605,20 @@ impl SnapshotControl {
         Ok(())
     }
 
-    /// Restores memory and globals of a fresh instance from a snapshot and
-    /// starts the rewind; from here the kernel tracks writes (or a copy of
-    /// memory is kept to compare with).
+    /// Restores memory and globals of a fresh instance from a snapshot (the
+    /// memory as `how` says) and starts the rewind. With `track_writes` (the process will snapshot),
+    /// the kernel tracks writes from here (or a copy of memory is kept to
+    /// compare with), so the next snapshot stores only what changed;
+    /// without, tracking costs nothing (write-protecting the memory would
+    /// add a fault to the first write of every page) and a snapshot, if one
+    /// came, would store every page that holds anything.
     pub(crate) fn restore(
         &mut self,
         store: &mut impl AsStoreMut,
         layers: &MemoryLayers,
         thread: &ThreadStateV1<'_>,
+        how: crate::memory_map::MemoryRestore,
+        track_writes: bool,
     ) -> Result<RestoreFigures, SnapshotError> {
         let memory = self.memory.clone().ok_or(SnapshotError::NotPrepared)?;
         if self.asyncify.is_none() {
@@ -637,7 +643,8 @@ impl SnapshotControl {
         // instance's linear memory, which the engine allocated as a private
         // mapping; the store is borrowed mutably, the guest is not running
         // and no slice into the memory is alive.
-        let figures = unsafe { crate::memory_map::restore(base, size, layers) }
+        let map = how.maps(layers.len());
+        let figures = unsafe { crate::memory_map::restore(base, size, layers, map) }
             .map_err(SnapshotError::Restore)?;
         for (global, bits) in self.globals.iter().zip(&thread.globals) {
             let value = match global.get(&mut *store) {
@@ -649,13 +656,15 @@ impl SnapshotControl {
             };
             global.set(&mut *store, value).map_err(engine)?;
         }
-        match DirtyTracker::start(base, size) {
-            Ok(tracker) => self.tracker = Some(tracker),
-            Err(why) => {
-                self.refuse_tracking(why);
-                let view = memory.view(&*store);
-                self.previous = vec![0u8; size];
-                view.read(0, &mut self.previous).map_err(engine)?;
+        if track_writes {
+            match DirtyTracker::start(base, size) {
+                Ok(tracker) => self.tracker = Some(tracker),
+                Err(why) => {
+                    self.refuse_tracking(why);
+                    let view = memory.view(&*store);
+                    self.previous = vec![0u8; size];
+                    view.read(0, &mut self.previous).map_err(engine)?;
+                }
             }
         }
         self.buffer = Some(thread.stack_lower as u32);
