@@ -76,6 +76,13 @@ pub enum ProcessError {
         /// The module's name.
         module: String,
     },
+    /// The module file changed while its journals were replayed against
+    /// the hash the cache remembered for it.
+    #[error("{module} changed while it was loading (after the cache vouched for it); run again")]
+    ModuleChanged {
+        /// The module file.
+        module: String,
+    },
     /// The journal's snapshot could not be restored.
     #[error("cannot resume {module} from its journal: {source}")]
     Restore {

@@ -108,6 +108,9 @@ pub struct StartTimings {
     pub instantiate: Duration,
     /// Restoring memory and globals (mapping and copying).
     pub restore: Duration,
+    /// Whether opening and replaying ran while the module loaded (see
+    /// [`Process::load_and_start`]), so that their time hid in the load's.
+    pub beside_load: bool,
 }
 
 /// How a run went.
@@ -139,6 +142,156 @@ pub struct Process {
     journal: Option<(JournalWriter, JournalReader)>,
     policy: SnapshotPolicy,
     report: StartReport,
+}
+
+/// Refuses what no journal should see: a module wasnap cannot run, a
+/// policy that cannot work, snapshots without a journal or of a module not
+/// prepared for them. Returns the policy as it will run.
+fn refuse(
+    program: &Program,
+    policy: &SnapshotPolicy,
+    has_journal: bool,
+) -> Result<SnapshotPolicy, ProcessError> {
+    let name = program.label().to_owned();
+    wasnap_wasi::instance::check_module(program.module()).map_err(|source| {
+        ProcessError::Instantiate {
+            module: name.clone(),
+            source,
+        }
+    })?;
+    let policy = policy.clone().checked()?;
+    if policy.takes_snapshots() {
+        if !has_journal {
+            return Err(ProcessError::SnapshotsNeedJournal);
+        }
+        if !program.snapshottable() {
+            return Err(ProcessError::NotPrepared { module: name });
+        }
+    }
+    Ok(policy)
+}
+
+/// A start after its journals were replayed, before instantiation: what
+/// the module itself is needed for comes after.
+struct Replayed {
+    /// The process's own journal (its reader was read last).
+    journal: Option<(JournalWriter, JournalReader)>,
+    /// The snapshot to restore.
+    resume_point: Option<crate::replay::ResumePoint>,
+    report: StartReport,
+    limits: Limits,
+    memory_restore: MemoryRestore,
+}
+
+impl Replayed {
+    /// Opens the journals of `options`, replays them into `ctx` (checking
+    /// that they were recorded for the module with `module_hash`, which
+    /// messages call `label`), decides where the run starts and starts
+    /// recording.
+    fn replay(
+        ctx: &mut WasiCtx,
+        options: ProcessOptions,
+        module_hash: [u8; 32],
+        label: &str,
+    ) -> Result<Replayed, ProcessError> {
+        // One history: the read-only bases, then the process's own journal.
+        let opening = std::time::Instant::now();
+        let mut readers = options
+            .bases
+            .iter()
+            .map(open_base)
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = match options.journal {
+            None => None,
+            Some(target) => {
+                let (writer, reader) = open_target(target)?.split();
+                readers.push(reader);
+                Some(writer)
+            }
+        };
+        let replay_options = ReplayOptions {
+            replay_stdio: options.replay_stdio,
+            force: options.force,
+            module_hash: Some(module_hash),
+            resume: true,
+            last_is_own: writer.is_some(),
+        };
+        let mut timings = StartTimings {
+            open: opening.elapsed(),
+            ..StartTimings::default()
+        };
+        let replaying = std::time::Instant::now();
+        let history = replay_history(ctx, &mut readers, &replay_options)?;
+        timings.replay = replaying.elapsed();
+        let report = StartReport {
+            replays: history.summaries,
+            start: history.start.clone(),
+            tail_records: history.tail.len() as u64,
+            resumed: None,
+            timings,
+        };
+        for (&clock_id, &floor) in &history.clock_floors {
+            ctx.raise_clock_floor(clock_id, floor);
+        }
+        let recording_failed = |writer: &JournalWriter, source| ProcessError::Recording {
+            journal: writer.name().to_owned(),
+            source,
+        };
+        match (&history.start, &writer) {
+            (StartPoint::FromStart { .. } | StartPoint::FromSnapshot { .. }, _) => {
+                // The run goes on: it re-executes its tail against the
+                // journal, then records behind it. Re-executed from `_start`,
+                // it sees the arguments and environment it started with;
+                // resumed from a snapshot, it had read its arguments already,
+                // and reads the environment of the command that resumes it
+                // (what `--snapshot-on first-environ` is for).
+                if let StartPoint::FromStart {
+                    environment: Some((args, env)),
+                    ..
+                } = &history.start
+                {
+                    ctx.set_environment(args.clone(), env.clone());
+                }
+                let live = writer.clone().map(JournalRecorder::continuing);
+                ctx.set_recorder(Box::new(TailReplayer::new(
+                    history.tail,
+                    live,
+                    options.on_divergence,
+                )));
+            }
+            (StartPoint::Fresh | StartPoint::Afresh { .. }, Some(writer)) => {
+                let recorder =
+                    JournalRecorder::start(writer.clone(), module_hash, ctx.args(), ctx.env())
+                        .map_err(|source| recording_failed(writer, source))?;
+                ctx.set_recorder(Box::new(recorder));
+            }
+            (StartPoint::Fresh | StartPoint::Afresh { .. }, None) => {}
+        }
+        // The process's own journal was read last.
+        let journal = match writer {
+            Some(writer) => readers.pop().map(|reader| (writer, reader)),
+            None => None,
+        };
+        let resume_point = match (&history.start, history.resume) {
+            (StartPoint::FromSnapshot { marker, .. }, None) => {
+                return Err(ProcessError::Restore {
+                    module: label.to_owned(),
+                    source: SnapshotError::Mismatch(format!(
+                        "the snapshot at offset {} has no thread state before its marker",
+                        marker.offset
+                    )),
+                })
+            }
+            (_, point) => point,
+        };
+        Ok(Replayed {
+            journal,
+            resume_point,
+            report,
+            limits: options.limits,
+            memory_restore: options.memory_restore,
+        })
+    }
 }
 
 fn open_base(base: &BaseJournal) -> Result<JournalReader, ProcessError> {
@@ -191,116 +344,76 @@ impl Process {
         mut ctx: WasiCtx,
         options: ProcessOptions,
     ) -> Result<Process, ProcessError> {
-        let name = program.label().to_owned();
         // Everything that can be refused is refused before a journal is
         // touched.
-        wasnap_wasi::instance::check_module(program.module()).map_err(|source| {
-            ProcessError::Instantiate {
-                module: name.clone(),
-                source,
-            }
-        })?;
-        let policy = options.policy.checked()?;
-        if policy.takes_snapshots() {
-            if options.journal.is_none() {
-                return Err(ProcessError::SnapshotsNeedJournal);
-            }
-            if !program.snapshottable() {
-                return Err(ProcessError::NotPrepared { module: name });
-            }
+        let policy = refuse(program, &options.policy, options.journal.is_some())?;
+        let replayed = Replayed::replay(&mut ctx, options, program.hash(), program.label())?;
+        Process::instantiate(program, ctx, policy, replayed)
+    }
+
+    /// Loads the module at `path` (through `cache`) and starts it, as
+    /// [`Program::load`] and [`start`](Self::start) would. A process that
+    /// only replays read-only bases (no journal of its own, which is all a
+    /// replay could touch) and whose module file is one the cache knows
+    /// unchanged replays its bases while the module loads, on two threads:
+    /// a resume from a base then costs the longer of the two, not both.
+    /// The refusals `start` makes first come after the replay here; the
+    /// bases are only read.
+    pub fn load_and_start(
+        path: &std::path::Path,
+        cache: &crate::module_cache::ModuleCache,
+        mut ctx: WasiCtx,
+        options: ProcessOptions,
+    ) -> Result<(Program, Process), ProcessError> {
+        let known = (options.journal.is_none() && !options.bases.is_empty())
+            .then(|| Program::known_hash(path, cache))
+            .flatten();
+        let Some(hash) = known else {
+            let program = Program::load(path, cache)?;
+            let process = Process::start(&program, ctx, options)?;
+            return Ok((program, process));
+        };
+        let label = path.display().to_string();
+        let (unchecked_policy, has_journal) = (options.policy.clone(), options.journal.is_some());
+        let (program, replayed) = std::thread::scope(|scope| {
+            let loading = scope.spawn(|| Program::load(path, cache));
+            let replayed = Replayed::replay(&mut ctx, options, hash, &label);
+            let program = loading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (program, replayed)
+        });
+        let program = program?;
+        if program.hash() != hash {
+            // The file changed after the cache vouched for it: the bases
+            // were checked against another module.
+            return Err(ProcessError::ModuleChanged { module: label });
         }
-        // One history: the read-only bases, then the process's own journal.
-        let opening = std::time::Instant::now();
-        let mut readers = options
-            .bases
-            .iter()
-            .map(open_base)
-            .collect::<Result<Vec<_>, _>>()?;
-        let writer = match options.journal {
-            None => None,
-            Some(target) => {
-                let (writer, reader) = open_target(target)?.split();
-                readers.push(reader);
-                Some(writer)
-            }
-        };
-        let replay_options = ReplayOptions {
-            replay_stdio: options.replay_stdio,
-            force: options.force,
-            module_hash: Some(program.hash()),
-            resume: true,
-            last_is_own: writer.is_some(),
-        };
-        let mut timings = StartTimings {
-            open: opening.elapsed(),
-            ..StartTimings::default()
-        };
-        let replaying = std::time::Instant::now();
-        let history = replay_history(&mut ctx, &mut readers, &replay_options)?;
-        timings.replay = replaying.elapsed();
-        let mut report = StartReport {
-            replays: history.summaries,
-            start: history.start.clone(),
-            tail_records: history.tail.len() as u64,
-            resumed: None,
-            timings,
-        };
-        for (&clock_id, &floor) in &history.clock_floors {
-            ctx.raise_clock_floor(clock_id, floor);
-        }
-        let recording_failed = |writer: &JournalWriter, source| ProcessError::Recording {
-            journal: writer.name().to_owned(),
-            source,
-        };
-        match (&history.start, &writer) {
-            (StartPoint::FromStart { .. } | StartPoint::FromSnapshot { .. }, _) => {
-                // The run goes on: it re-executes its tail against the
-                // journal, then records behind it. Re-executed from `_start`,
-                // it sees the arguments and environment it started with;
-                // resumed from a snapshot, it had read its arguments already,
-                // and reads the environment of the command that resumes it
-                // (what `--snapshot-on first-environ` is for).
-                if let StartPoint::FromStart {
-                    environment: Some((args, env)),
-                    ..
-                } = &history.start
-                {
-                    ctx.set_environment(args.clone(), env.clone());
-                }
-                let live = writer.clone().map(JournalRecorder::continuing);
-                ctx.set_recorder(Box::new(TailReplayer::new(
-                    history.tail,
-                    live,
-                    options.on_divergence,
-                )));
-            }
-            (StartPoint::Fresh | StartPoint::Afresh { .. }, Some(writer)) => {
-                let recorder =
-                    JournalRecorder::start(writer.clone(), program.hash(), ctx.args(), ctx.env())
-                        .map_err(|source| recording_failed(writer, source))?;
-                ctx.set_recorder(Box::new(recorder));
-            }
-            (StartPoint::Fresh | StartPoint::Afresh { .. }, None) => {}
-        }
-        // The process's own journal was read last.
-        let journal = match writer {
-            Some(writer) => readers.pop().map(|reader| (writer, reader)),
-            None => None,
-        };
-        let resume_point = match (&history.start, history.resume) {
-            (StartPoint::FromSnapshot { marker, .. }, None) => {
-                return Err(ProcessError::Restore {
-                    module: name,
-                    source: SnapshotError::Mismatch(format!(
-                        "the snapshot at offset {} has no thread state before its marker",
-                        marker.offset
-                    )),
-                })
-            }
-            (_, point) => point,
-        };
+        let policy = refuse(&program, &unchecked_policy, has_journal)?;
+        let mut replayed = replayed?;
+        replayed.report.timings.beside_load = true;
+        let process = Process::instantiate(&program, ctx, policy, replayed)?;
+        Ok((program, process))
+    }
+
+    /// Instantiates `program` after its journals were replayed, and
+    /// restores the snapshot the replay chose (if any).
+    fn instantiate(
+        program: &Program,
+        ctx: WasiCtx,
+        policy: SnapshotPolicy,
+        replayed: Replayed,
+    ) -> Result<Process, ProcessError> {
+        let name = program.label().to_owned();
+        let Replayed {
+            journal,
+            resume_point,
+            mut report,
+            limits,
+            memory_restore,
+        } = replayed;
         let mut engine = program.engine().clone();
-        let memory_limit = options.limits.max_memory.map(MemoryLimit::new);
+        let memory_limit = limits.max_memory.map(MemoryLimit::new);
         if let Some(limit) = &memory_limit {
             // The clone shares the compiled code; only how memories are
             // made differs (see `limits`).
@@ -331,7 +444,7 @@ impl Process {
                 &mut instance,
                 &point.memory,
                 &point.thread,
-                options.memory_restore,
+                memory_restore,
                 track_writes,
             )
             .map_err(|source| ProcessError::Restore {
@@ -351,7 +464,7 @@ impl Process {
             journal,
             policy,
             report,
-            timeout: options.limits.timeout,
+            timeout: limits.timeout,
             memory_limit,
         })
     }

@@ -50,10 +50,7 @@ impl Program {
     /// `module_memo`).
     pub fn load(path: &Path, cache: &ModuleCache) -> Result<Program, ProcessError> {
         let started = Instant::now();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("main.wasm");
+        let name = Program::name_of(path);
         let read_error = |source| ProcessError::ReadModule {
             path: path.to_owned(),
             source,
@@ -95,6 +92,24 @@ impl Program {
             cache.remember(&identity, &hashes);
         }
         Ok(program)
+    }
+
+    /// What a program loaded from `path` is called (its `argv[0]` unless
+    /// told otherwise): the file's name.
+    pub fn name_of(path: &Path) -> &str {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("main.wasm")
+    }
+
+    /// The SHA-256 of the module file at `path` (what journals name it
+    /// by), if the cache remembers it for the file as it is now (see
+    /// `module_memo`); nothing is read but the file's metadata.
+    pub fn known_hash(path: &Path, cache: &ModuleCache) -> Option<[u8; 32]> {
+        let meta = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)?;
+        cache.recall(&FileIdentity::of(&meta)).map(|h| h.sha256)
     }
 
     /// Rewrites and compiles `wasm` (through `cache`); `name` is how

@@ -5,7 +5,10 @@ mod common;
 
 use common::{bytes_of, captured, program, run_process};
 use wasnap_journal::{Journal, SnapshotTrigger};
-use wasnap_runtime::{JournalTarget, Process, ProcessError, ProcessOptions, SnapshotPolicy};
+use wasnap_runtime::{
+    BaseJournal, JournalTarget, ModuleCache, Process, ProcessError, ProcessOptions, Program,
+    SnapshotPolicy,
+};
 use wasnap_wasi::ExitStatus;
 
 fn explicit() -> SnapshotPolicy {
@@ -96,4 +99,72 @@ fn refusals_happen_before_the_journal_is_touched() {
         .err()
         .expect("refused");
     assert!(matches!(error, ProcessError::Policy(_)), "{error}");
+}
+
+/// A resume from a read-only base, of a module file the cache knows
+/// unchanged, replays the base while the module loads, and prints what a
+/// start in sequence prints; a base recorded for another module is refused
+/// either way.
+#[test]
+fn a_base_replays_while_the_module_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ModuleCache::new(dir.path().join("modules"));
+    let path = dir.path().join("prog.wasm");
+    let other = dir.path().join("other.wasm");
+    std::fs::copy(common::fixture("explicit.async.wasm"), &path).unwrap();
+    std::fs::copy(common::fixture("hello.wasm"), &other).unwrap();
+    // Files changed moments ago are never vouched for (module_memo).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let program = Program::load(&path, &cache).unwrap();
+    Program::load(&other, &cache).unwrap();
+    assert!(Program::known_hash(&path, &cache).is_some());
+
+    let base = dir.path().join("base.journal");
+    let (ctx, _) = captured("prog.wasm", &["3"]);
+    let stop = SnapshotPolicy {
+        stop_after: true,
+        ..explicit()
+    };
+    let options = ProcessOptions {
+        journal: Some(JournalTarget::File(base.clone())),
+        policy: stop,
+        ..ProcessOptions::default()
+    };
+    assert_eq!(
+        run_process(&program, ctx, options).status,
+        ExitStatus::Snapshotted
+    );
+    let from_base = || ProcessOptions {
+        bases: vec![BaseJournal::File(base.clone())],
+        ..ProcessOptions::default()
+    };
+
+    let (ctx, in_sequence) = captured("prog.wasm", &["3"]);
+    let process = Process::start(&program, ctx, from_base()).unwrap();
+    assert!(!process.report().timings.beside_load);
+    assert_eq!(process.run().unwrap().status, ExitStatus::Exited(0));
+    let (ctx, beside) = captured("prog.wasm", &["3"]);
+    let (_, process) = Process::load_and_start(&path, &cache, ctx, from_base()).unwrap();
+    assert!(process.report().timings.beside_load);
+    assert!(process.report().resumed.is_some(), "resumed from the base");
+    assert_eq!(process.run().unwrap().status, ExitStatus::Exited(0));
+    assert_eq!(beside.contents(), in_sequence.contents());
+    // Resumed after the first step's snapshot, to the end.
+    let text = String::from_utf8(beside.contents()).unwrap();
+    assert!(
+        !text.contains("step 0") && text.contains("step 2") && text.ends_with("finished\n"),
+        "{text}"
+    );
+
+    // The base names another module than other.wasm.
+    let (ctx, _) = captured("other.wasm", &[]);
+    let error = Process::load_and_start(&other, &cache, ctx, from_base())
+        .err()
+        .expect("refused");
+    assert!(matches!(error, ProcessError::Replay(_)), "{error}");
+    let (ctx, _) = captured("other.wasm", &[]);
+    let in_sequence = Process::start(&Program::load(&other, &cache).unwrap(), ctx, from_base())
+        .err()
+        .expect("refused");
+    assert_eq!(error.to_string(), in_sequence.to_string());
 }
