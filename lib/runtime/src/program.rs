@@ -32,8 +32,10 @@ pub struct Program {
     load: LoadReport,
 }
 
-/// The name of the load-time rewrite (part of the cache's key).
-const REWRITE: &str = "export-mutable-globals";
+/// The name of the load-time rewrite (part of the cache's key): DWARF
+/// sections left out (`wasnap_prepare::debug_sections`), then every mutable
+/// global exported (`wasnap_prepare::globals`).
+const REWRITE: &str = "no-debug-sections+export-mutable-globals";
 
 /// The exports a module prepared with Binaryen's asyncify has.
 const ASYNCIFY_EXPORTS: [&str; 4] = [
@@ -184,11 +186,14 @@ impl Program {
         }
         let rewritten;
         let bytes = if wasm.starts_with(b"\0asm") {
-            rewritten = wasnap_prepare::globals::export_mutable_globals(wasm)
-                .map_err(|source| ProcessError::Rewrite {
-                    module: name.to_owned(),
-                    source,
-                })?
+            let rewrite_error = |source| ProcessError::Rewrite {
+                module: name.to_owned(),
+                source,
+            };
+            let stripped = wasnap_prepare::debug_sections::without_debug_sections(wasm)
+                .map_err(rewrite_error)?;
+            rewritten = wasnap_prepare::globals::export_mutable_globals(&stripped)
+                .map_err(rewrite_error)?
                 .wasm;
             &rewritten[..]
         } else {
