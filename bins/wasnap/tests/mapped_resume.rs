@@ -30,24 +30,24 @@ fn wasnap(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// The figure before " mapped from the journal" in `run -v`'s output.
-fn mapped_bytes(stderr: &str) -> u64 {
+/// The number just before `marker` in `run -v`'s output.
+fn figure_before(stderr: &str, marker: &str) -> u64 {
     stderr
-        .split(" mapped from the journal")
+        .split(marker)
         .next()
         .and_then(|s| s.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no mapped figure in: {stderr}"))
+        .unwrap_or_else(|| panic!("no figure before {marker:?} in: {stderr}"))
 }
 
-/// The figure before " copied)" in `run -v`'s output.
+/// Bytes of memory a resume mapped from the journal (`run -v`).
+fn mapped_bytes(stderr: &str) -> u64 {
+    figure_before(stderr, " mapped from the journal")
+}
+
+/// Bytes of memory a resume copied (`run -v`).
 fn copied_bytes(stderr: &str) -> u64 {
-    stderr
-        .split(" copied)")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no copied figure in: {stderr}"))
+    figure_before(stderr, " copied)")
 }
 
 /// (offset in the file, length) of the data of the largest mapped region.
