@@ -8,13 +8,16 @@
 //! Needs fixtures/third-party/build.sh to have unpacked CPython, and
 //! Binaryen's wasm-opt to prepare it (once per run of the benchmark).
 
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasnap_journal::SnapshotTrigger;
 use wasnap_runtime::{
     BaseJournal, JournalTarget, ModuleCache, Process, ProcessOptions, Program, SnapshotPolicy,
 };
+use wasnap_wasi::stdio::InputStream;
 use wasnap_wasi::{BufferInput, ExitStatus, SharedOutput, WasiCtx};
 
 fn third_party() -> PathBuf {
@@ -30,18 +33,61 @@ fn scripts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/third-party/scripts")
 }
 
+/// Standard input from a buffer that notes when the program first read it:
+/// everything after that instant is the program's own work on its input
+/// (for this script: finishing, then CPython shutting down), which a cold
+/// start and a resume both do.
+struct FirstRead {
+    input: BufferInput,
+    at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl InputStream for FirstRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut at = self.at.lock().expect("first-read clock");
+        at.get_or_insert_with(Instant::now);
+        drop(at);
+        self.input.read(buf)
+    }
+
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.input.wait_readable(timeout)
+    }
+}
+
 /// The interpreter's context: the library read-only at /usr/local/lib, the
-/// scripts at /s, PYTHONHOME, and `input` on standard input.
-fn ctx(input: &[u8]) -> WasiCtx {
-    WasiCtx::builder()
+/// scripts at /s, PYTHONHOME, and `input` on standard input. The returned
+/// cell holds when the program first read standard input.
+fn timed_ctx(input: &[u8]) -> (WasiCtx, Arc<Mutex<Option<Instant>>>) {
+    let at = Arc::new(Mutex::new(None));
+    let stdin = FirstRead {
+        input: BufferInput::new(input.to_vec()),
+        at: at.clone(),
+    };
+    let ctx = WasiCtx::builder()
         .args(["python3", "/s/imports.py"])
         .env("PYTHONHOME", "/usr/local")
         .host_dir(third_party().join("python/lib"), "/usr/local/lib", true)
         .host_dir(scripts(), "/s", true)
-        .stdin(BufferInput::new(input.to_vec()))
+        .stdin(stdin)
         .stdout(SharedOutput::default())
         .build()
-        .expect("context")
+        .expect("context");
+    (ctx, at)
+}
+
+fn ctx(input: &[u8]) -> WasiCtx {
+    timed_ctx(input).0
+}
+
+/// How long the program ran after it first read standard input (it must
+/// have read it).
+fn after_first_read(at: &Mutex<Option<Instant>>, ended: Instant) -> Duration {
+    let at = at
+        .lock()
+        .expect("first-read clock")
+        .expect("the script reads standard input");
+    ended.duration_since(at)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -68,17 +114,34 @@ pub fn run(json: bool, repeat: usize) {
     let prepared = Program::load(&prepared_path, &cache).expect("prepared python loads");
 
     // Cold: from _start (compiled module from the cache, as on a second start).
-    let mut cold = Vec::new();
+    let (mut cold, mut cold_after_stdin) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         let started = Instant::now();
+        let (ctx, first_read) = timed_ctx(b"hi\n");
         let (_program, process) =
-            Process::load_and_start(&python, &cache, ctx(b"hi\n"), ProcessOptions::default())
+            Process::load_and_start(&python, &cache, ctx, ProcessOptions::default())
                 .expect("python loads from the cache and starts");
         let report = process.run().expect("runs");
+        let ended = Instant::now();
         assert_eq!(report.status, ExitStatus::Exited(0));
-        cold.push(started.elapsed());
+        cold.push(ended.duration_since(started));
+        cold_after_stdin.push(after_first_read(&first_read, ended));
     }
     drop(cold_program);
+
+    // The prepared interpreter started cold, only to measure what its
+    // snapshot instrumentation (asyncify) costs in the work after stdin.
+    let mut prepared_after_stdin = Vec::new();
+    for _ in 0..repeat {
+        let (ctx, first_read) = timed_ctx(b"hi\n");
+        let (_program, process) =
+            Process::load_and_start(&prepared_path, &cache, ctx, ProcessOptions::default())
+                .expect("prepared python loads from the cache and starts");
+        let report = process.run().expect("runs");
+        let ended = Instant::now();
+        assert_eq!(report.status, ExitStatus::Exited(0));
+        prepared_after_stdin.push(after_first_read(&first_read, ended));
+    }
 
     // The snapshot at the first read of standard input.
     let journal = dir.path().join("imports.journal");
@@ -101,19 +164,21 @@ pub fn run(json: bool, repeat: usize) {
     let journal_bytes = std::fs::metadata(&journal).map_or(0, |m| m.len());
 
     // Resume: load (cache), replay the base, restore, run to the end.
-    let mut resumed = Vec::new();
+    let (mut resumed, mut resumed_after_stdin) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         let started = Instant::now();
         let options = ProcessOptions {
             bases: vec![BaseJournal::File(journal.clone())],
             ..ProcessOptions::default()
         };
-        let (_program, process) =
-            Process::load_and_start(&prepared_path, &cache, ctx(b"hi\n"), options)
-                .expect("prepared loads from the cache and resumes");
+        let (ctx, first_read) = timed_ctx(b"hi\n");
+        let (_program, process) = Process::load_and_start(&prepared_path, &cache, ctx, options)
+            .expect("prepared loads from the cache and resumes");
         let report = process.run().expect("runs");
+        let ended = Instant::now();
         assert_eq!(report.status, ExitStatus::Exited(0));
-        resumed.push(started.elapsed());
+        resumed.push(ended.duration_since(started));
+        resumed_after_stdin.push(after_first_read(&first_read, ended));
     }
     // Where one resume's time goes.
     let starting = Instant::now();
@@ -155,13 +220,29 @@ pub fn run(json: bool, repeat: usize) {
     // down, which a cold start does too).
     let running_again = start + report.rewind.unwrap_or_default();
     let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
+    // wasnap's share of a resume: everything before the program's first read
+    // of standard input (load, replay, restore, rewind), per run.
+    let before_stdin: Vec<Duration> = resumed
+        .iter()
+        .zip(&resumed_after_stdin)
+        .map(|(whole, after)| whole.saturating_sub(*after))
+        .collect();
     let (cold, resumed) = (best(&cold), best(&resumed));
+    let (cold_after_stdin, prepared_after_stdin, resumed_after_stdin) = (
+        best(&cold_after_stdin),
+        best(&prepared_after_stdin),
+        best(&resumed_after_stdin),
+    );
+    let before_stdin = best(&before_stdin);
     let speedup = cold.as_secs_f64() / resumed.as_secs_f64();
     if json {
         println!(
             "{}",
             serde_json::json!({"case": "cpython imports", "cold_ms": ms(cold), "resume_ms": ms(resumed),
                 "speedup": speedup, "journal_bytes": journal_bytes, "memory_bytes": memory,
+                "cold_after_stdin_ms": ms(cold_after_stdin),
+                "prepared_cold_after_stdin_ms": ms(prepared_after_stdin), "resume_after_stdin_ms": ms(resumed_after_stdin),
+                "resume_before_stdin_ms": ms(before_stdin),
                 "one_resume": breakdown, "one_resume_running_again_ms": ms(running_again)})
         );
     } else {
@@ -180,6 +261,18 @@ pub fn run(json: bool, repeat: usize) {
             memory as f64 / 1e6
         );
         println!("  (best of {repeat}; both include loading the module from the cache)");
+        println!(
+            "  the program's own work after its first read of stdin (finishing the script, shutting CPython down): \
+             cold {:.1} ms, prepared cold {:.1} ms (the snapshot instrumentation's cost), resumed {:.1} ms; \
+             a resume cannot end sooner than that",
+            ms(cold_after_stdin),
+            ms(prepared_after_stdin),
+            ms(resumed_after_stdin)
+        );
+        println!(
+            "  wasnap's share of a resume (until the program reads stdin): {:.1} ms",
+            ms(before_stdin)
+        );
         println!("  one resume: {breakdown}");
         println!(
             "  one resume was running again at its snapshot point after {:.1} ms",
