@@ -94,6 +94,29 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// `repeat` cold starts of `module` (from the cache): each whole run, and
+/// each run's work after its first read of stdin.
+fn cold_starts(
+    module: &Path,
+    cache: &ModuleCache,
+    repeat: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut whole, mut after_stdin) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let (ctx, first_read) = timed_ctx(b"hi\n");
+        let (_program, process) =
+            Process::load_and_start(module, cache, ctx, ProcessOptions::default())
+                .expect("python loads from the cache and starts");
+        let report = process.run().expect("runs");
+        let ended = Instant::now();
+        assert_eq!(report.status, ExitStatus::Exited(0));
+        whole.push(ended.duration_since(started));
+        after_stdin.push(after_first_read(&first_read, ended));
+    }
+    (whole, after_stdin)
+}
+
 pub fn run(json: bool, repeat: usize) {
     let python = third_party().join("python/bin/python3.11.wasm");
     if !python.is_file() {
@@ -114,34 +137,12 @@ pub fn run(json: bool, repeat: usize) {
     let prepared = Program::load(&prepared_path, &cache).expect("prepared python loads");
 
     // Cold: from _start (compiled module from the cache, as on a second start).
-    let (mut cold, mut cold_after_stdin) = (Vec::new(), Vec::new());
-    for _ in 0..repeat {
-        let started = Instant::now();
-        let (ctx, first_read) = timed_ctx(b"hi\n");
-        let (_program, process) =
-            Process::load_and_start(&python, &cache, ctx, ProcessOptions::default())
-                .expect("python loads from the cache and starts");
-        let report = process.run().expect("runs");
-        let ended = Instant::now();
-        assert_eq!(report.status, ExitStatus::Exited(0));
-        cold.push(ended.duration_since(started));
-        cold_after_stdin.push(after_first_read(&first_read, ended));
-    }
+    let (cold, cold_after_stdin) = cold_starts(&python, &cache, repeat);
     drop(cold_program);
 
     // The prepared interpreter started cold, only to measure what its
     // snapshot instrumentation (asyncify) costs in the work after stdin.
-    let mut prepared_after_stdin = Vec::new();
-    for _ in 0..repeat {
-        let (ctx, first_read) = timed_ctx(b"hi\n");
-        let (_program, process) =
-            Process::load_and_start(&prepared_path, &cache, ctx, ProcessOptions::default())
-                .expect("prepared python loads from the cache and starts");
-        let report = process.run().expect("runs");
-        let ended = Instant::now();
-        assert_eq!(report.status, ExitStatus::Exited(0));
-        prepared_after_stdin.push(after_first_read(&first_read, ended));
-    }
+    let (_, prepared_after_stdin) = cold_starts(&prepared_path, &cache, repeat);
 
     // The snapshot at the first read of standard input.
     let journal = dir.path().join("imports.journal");
