@@ -94,6 +94,12 @@ fn killed_compacted_and_resumed(args: &[&str], after: Duration) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // `after` counts from the run's start (its journal created), not from
+    // the spawn: compiling the module first takes longer on a busy machine.
+    let spawned = std::time::Instant::now();
+    while !journal.exists() && spawned.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::thread::sleep(after);
     child.kill().unwrap();
     child.wait().unwrap();
