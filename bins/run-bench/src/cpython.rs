@@ -94,20 +94,20 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// `repeat` cold starts of `module` (from the cache): each whole run, and
-/// each run's work after its first read of stdin.
-fn cold_starts(
+/// `repeat` starts of `module` (from the cache) with `options()`, run to the
+/// end: each whole run, and each run's work after its first read of stdin.
+fn timed_runs(
     module: &Path,
     cache: &ModuleCache,
     repeat: usize,
+    options: impl Fn() -> ProcessOptions,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let (mut whole, mut after_stdin) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         let started = Instant::now();
         let (ctx, first_read) = timed_ctx(b"hi\n");
-        let (_program, process) =
-            Process::load_and_start(module, cache, ctx, ProcessOptions::default())
-                .expect("python loads from the cache and starts");
+        let (_program, process) = Process::load_and_start(module, cache, ctx, options())
+            .expect("python loads from the cache and starts (or resumes)");
         let report = process.run().expect("runs");
         let ended = Instant::now();
         assert_eq!(report.status, ExitStatus::Exited(0));
@@ -137,12 +137,13 @@ pub fn run(json: bool, repeat: usize) {
     let prepared = Program::load(&prepared_path, &cache).expect("prepared python loads");
 
     // Cold: from _start (compiled module from the cache, as on a second start).
-    let (cold, cold_after_stdin) = cold_starts(&python, &cache, repeat);
+    let (cold, cold_after_stdin) = timed_runs(&python, &cache, repeat, ProcessOptions::default);
     drop(cold_program);
 
     // The prepared interpreter started cold, only to measure what its
     // snapshot instrumentation (asyncify) costs in the work after stdin.
-    let (_, prepared_after_stdin) = cold_starts(&prepared_path, &cache, repeat);
+    let (_, prepared_after_stdin) =
+        timed_runs(&prepared_path, &cache, repeat, ProcessOptions::default);
 
     // The snapshot at the first read of standard input.
     let journal = dir.path().join("imports.journal");
@@ -165,30 +166,16 @@ pub fn run(json: bool, repeat: usize) {
     let journal_bytes = std::fs::metadata(&journal).map_or(0, |m| m.len());
 
     // Resume: load (cache), replay the base, restore, run to the end.
-    let (mut resumed, mut resumed_after_stdin) = (Vec::new(), Vec::new());
-    for _ in 0..repeat {
-        let started = Instant::now();
-        let options = ProcessOptions {
-            bases: vec![BaseJournal::File(journal.clone())],
-            ..ProcessOptions::default()
-        };
-        let (ctx, first_read) = timed_ctx(b"hi\n");
-        let (_program, process) = Process::load_and_start(&prepared_path, &cache, ctx, options)
-            .expect("prepared loads from the cache and resumes");
-        let report = process.run().expect("runs");
-        let ended = Instant::now();
-        assert_eq!(report.status, ExitStatus::Exited(0));
-        resumed.push(ended.duration_since(started));
-        resumed_after_stdin.push(after_first_read(&first_read, ended));
-    }
-    // Where one resume's time goes.
-    let starting = Instant::now();
-    let options = ProcessOptions {
+    let resume_options = || ProcessOptions {
         bases: vec![BaseJournal::File(journal.clone())],
         ..ProcessOptions::default()
     };
-    let (program, process) = Process::load_and_start(&prepared_path, &cache, ctx(b"hi\n"), options)
-        .expect("prepared loads from the cache and resumes");
+    let (resumed, resumed_after_stdin) = timed_runs(&prepared_path, &cache, repeat, resume_options);
+    // Where one resume's time goes.
+    let starting = Instant::now();
+    let (program, process) =
+        Process::load_and_start(&prepared_path, &cache, ctx(b"hi\n"), resume_options())
+            .expect("prepared loads from the cache and resumes");
     let start = starting.elapsed();
     let load = program.load_report().elapsed;
     let timings = process.report().timings;
